@@ -1,0 +1,40 @@
+# fieldflow: normalizing flows vs HMC for 2D lattice phi^4, one study per config.
+#   snakemake --cores 2                                  # the default study
+#   snakemake --cores 2 --configfile config/smoke.yaml   # a tiny one
+from pathlib import Path
+
+import fieldflow.config
+
+# The default study, unless --configfile names another (whose keys then replace, not merge
+# with, the defaults: anything it leaves out takes the schema's default).
+if not workflow.config_settings.configfiles:
+
+    configfile: "config/config.yaml"
+
+
+# Checked before any job runs: a typo or an impossible parameter names its key here.
+fieldflow.config.validate(config, workflow.source_path("workflow/schemas/config.schema.yaml"))
+
+POINTS = {p.key: p for p in fieldflow.config.points(config)}
+FLOWS = list(config["flows"])
+SAMPLERS = FLOWS + (["hmc"] if config["hmc"]["enabled"] else [])
+USE_GPU = config["device"] == "cuda"
+
+wildcard_constraints:
+    point="|".join(POINTS) or "NONE",
+    flow="|".join(FLOWS) or "NONE",
+    sampler="|".join(SAMPLERS) or "NONE",
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/flows.smk"
+include: "workflow/rules/hmc.smk"
+include: "workflow/rules/analysis.smk"
+
+
+rule all:
+    input:
+        "results/tables/observables.csv",
+        "results/tables/samplers.csv",
+        FIGURES,
+    default_target: True

@@ -1,0 +1,3 @@
+"""fieldflow: normalizing flows and HMC for lattice φ⁴ theory, with honest statistics."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,153 @@
+"""Study configuration: JSON-Schema validation with defaults, then physics checks.
+
+Every problem is reported as a :class:`ConfigError` that names the offending key, e.g.
+``points[2].L``, before any job runs.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+from fieldflow.lattice import Point
+
+#: Flow families whose coupling layers use checkerboard masks (need an even L).
+CHECKERBOARD_FAMILIES = frozenset({"realnvp", "nsf"})
+
+
+class ConfigError(ValueError):
+    """A study configuration that cannot be run."""
+
+
+def _path(parts) -> str:
+    text = ""
+    for part in parts:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text or "<top level>"
+
+
+def _with_defaults(validator_class):
+    validate_properties = validator_class.VALIDATORS["properties"]
+
+    def set_defaults(validator, properties, instance, schema):
+        if isinstance(instance, dict):
+            for name, sub in properties.items():
+                if "default" in sub and name not in instance:
+                    instance[name] = copy.deepcopy(sub["default"])
+        yield from validate_properties(validator, properties, instance, schema)
+
+    return jsonschema.validators.extend(validator_class, {"properties": set_defaults})
+
+
+def _messages(errors: Iterator[jsonschema.ValidationError]) -> list[str]:
+    messages = []
+    for error in sorted(errors, key=lambda e: list(e.absolute_path)):
+        where = _path(error.absolute_path)
+        if error.validator == "additionalProperties":
+            extra = sorted(set(error.instance) - set(error.schema.get("properties", {})))
+            for key in extra:
+                name = f"{where}.{key}" if error.absolute_path else key
+                messages.append(f"config key '{name}': unknown key (a typo?)")
+            continue
+        if error.validator == "required":
+            missing = error.message.split("'")[1]
+            name = f"{where}.{missing}" if error.absolute_path else missing
+            messages.append(f"config key '{name}': required but missing")
+            continue
+        messages.append(f"config key '{where}': {error.message}")
+    return messages
+
+
+def validate(config: dict[str, Any], schema: str | Path | dict) -> dict[str, Any]:
+    """Validate ``config`` in place against the schema, fill in defaults, check physics.
+
+    Returns:
+        the same dict, completed with defaults.
+    Raises:
+        ConfigError: listing every problem, each naming its key.
+    """
+    if not isinstance(schema, dict):
+        schema = yaml.safe_load(Path(schema).read_text())
+    if not isinstance(config, dict):
+        raise ConfigError(f"the config must be a mapping of keys, got {type(config).__name__}")
+    validator = _with_defaults(jsonschema.Draft202012Validator)(schema)
+    messages = _messages(validator.iter_errors(config))
+    if not messages:
+        messages = _physics_problems(config)
+    if messages:
+        raise ConfigError("invalid config:\n  " + "\n  ".join(messages))
+    return config
+
+
+def _physics_problems(config: dict[str, Any]) -> list[str]:
+    problems = []
+    checkerboard = sorted(set(config.get("flows", [])) & CHECKERBOARD_FAMILIES)
+    keys: dict[str, int] = {}
+    for i, entry in enumerate(config["points"]):
+        direct, hopping = {"s", "lam"} & entry.keys(), {"kappa", "lam_K"} & entry.keys()
+        if direct and hopping:
+            problems.append(f"config key 'points[{i}]': give either s, lam or kappa, lam_K")
+            continue
+        need = ("kappa", "lam_K") if hopping else ("s", "lam")
+        for key in need:
+            if key not in entry:
+                problems.append(f"config key 'points[{i}].{key}': required but missing")
+        if any(key not in entry for key in need):
+            continue
+        if entry["L"] % 2 and checkerboard:
+            problems.append(
+                f"config key 'points[{i}].L': L={entry['L']} is odd, but the checkerboard "
+                f"flows {checkerboard} need an even L"
+            )
+        point = point_from_entry(entry)
+        if point.lam < 0:
+            problems.append(f"config key 'points[{i}]': lam={point.lam:g} < 0, S unbounded")
+        if point.lam == 0 and point.s <= 0:
+            problems.append(
+                f"config key 'points[{i}].s': at lam = 0 the theory needs s > 0, got {point.s:g}"
+            )
+        if point.key in keys:
+            problems.append(f"config key 'points[{i}]': same point as points[{keys[point.key]}]")
+        keys[point.key] = i
+    if config.get("training", {}).get("steps") is None and (
+        config.get("training", {}).get("max_seconds") is None
+    ):
+        problems.append("config key 'training': set steps, max_seconds or both")
+    if config.get("realnvp", {}).get("kernel_size", 3) % 2 == 0:
+        problems.append("config key 'realnvp.kernel_size': must be odd for 'same' padding")
+    return problems
+
+
+def point_from_entry(entry: dict[str, Any]) -> Point:
+    """A :class:`Point` from one ``points`` entry in either parameterisation."""
+    name = entry.get("name", "")
+    if "kappa" in entry:
+        return Point.from_hopping(entry["L"], entry["kappa"], entry["lam_K"], name)
+    return Point(entry["L"], float(entry["s"]), float(entry["lam"]), name)
+
+
+def points(config: dict[str, Any]) -> list[Point]:
+    """The study's points, in config order."""
+    return [point_from_entry(entry) for entry in config["points"]]
+
+
+def load(path: str | Path, schema: str | Path) -> dict[str, Any]:
+    """Read a YAML config file and validate it."""
+    path = Path(path)
+    try:
+        config = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as err:
+        raise ConfigError(f"cannot read config file {path}: {err}") from err
+    return validate(config, schema)
+
+
+def job_seed(config: dict[str, Any], *parts: str) -> int:
+    """A stable seed per job, derived from the master seed and the job's names."""
+    import zlib
+
+    return (config["seed"] * 1_000_003 + zlib.crc32("/".join(parts).encode())) % 2**31

@@ -1,0 +1,80 @@
+r"""The interface every flow family shares.
+
+A :class:`Bijection` maps x ↦ y and returns ``(y, log_det)`` with
+log_det = log |det ∂y/∂x| per configuration; ``inverse`` returns ``(x, log_det)`` of the
+inverse map. A :class:`Flow` pushes standard-normal noise z through its bijections,
+φ = f(z), and knows log q(φ) = log N(z) − log |det ∂f/∂z| exactly (Albergo et al. 2019,
+arXiv:1904.12072).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor, nn
+
+
+class Bijection(nn.Module):
+    """An invertible map of configurations of shape (batch, L, L)."""
+
+    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def inverse(self, y: Tensor) -> tuple[Tensor, Tensor]:  # pragma: no cover - interface
+        raise NotImplementedError
+
+
+def normal_log_prob(z: Tensor) -> Tensor:
+    """log N(z; 0, 1) summed over sites, shape (batch,)."""
+    n_sites = z.shape[-1] * z.shape[-2]
+    return -0.5 * (z * z).sum(dim=(-2, -1)) - 0.5 * n_sites * math.log(2.0 * math.pi)
+
+
+class Flow(nn.Module):
+    """Standard-normal prior followed by a sequence of bijections on an L×L lattice."""
+
+    def __init__(self, L: int, layers: Sequence[Bijection]) -> None:
+        super().__init__()
+        self.L = L
+        self.layers = nn.ModuleList(layers)
+
+    @property
+    def _reference(self) -> Tensor:
+        return next(self.parameters())
+
+    def transform(self, z: Tensor) -> tuple[Tensor, Tensor]:
+        """φ = f(z) and log |det ∂f/∂z|, shapes (batch, L, L) and (batch,)."""
+        log_det = torch.zeros(z.shape[0], dtype=z.dtype, device=z.device)
+        for layer in self.layers:
+            z, ld = layer(z)
+            log_det = log_det + ld
+        return z, log_det
+
+    def inverse(self, phi: Tensor) -> tuple[Tensor, Tensor]:
+        """z = f⁻¹(φ) and log |det ∂f⁻¹/∂φ|."""
+        log_det = torch.zeros(phi.shape[0], dtype=phi.dtype, device=phi.device)
+        for layer in reversed(self.layers):
+            phi, ld = layer.inverse(phi)
+            log_det = log_det + ld
+        return phi, log_det
+
+    def sample(
+        self, n: int, generator: torch.Generator | None = None
+    ) -> tuple[Tensor, Tensor]:
+        """Draw n configurations with their exact log q, shapes (n, L, L) and (n,)."""
+        ref = self._reference
+        z = torch.randn(
+            (n, self.L, self.L), generator=generator, dtype=ref.dtype, device=ref.device
+        )
+        phi, log_det = self.transform(z)
+        return phi, normal_log_prob(z) - log_det
+
+    def log_prob(self, phi: Tensor) -> Tensor:
+        """log q(φ) of given configurations, via the inverse; shape (batch,)."""
+        z, log_det = self.inverse(phi)
+        return normal_log_prob(z) + log_det
+
+    def n_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters() if p.requires_grad)

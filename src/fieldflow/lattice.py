@@ -1,0 +1,165 @@
+r"""φ⁴ theory on a periodic L×L lattice: action, force, parameterisations, observables.
+
+Conventions follow DESIGN.md §1 (Albergo, Kanwar & Shanahan 2019, arXiv:1904.12072):
+
+    S(φ) = Σ_x [ Σ_μ (φ(x+μ̂) − φ(x))² + s φ(x)² + λ φ(x)⁴ ]
+
+with no factor ½. Every function is batched over a leading dimension of configurations
+of shape (batch, L, L) and works in whatever dtype it is given.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import Tensor
+
+#: The per-configuration quantities from which every observable of DESIGN.md §1 is built.
+PRIMARY_FIELDS = ("phi2", "abs_m", "m2", "m4", "ising_energy", "f_first")
+
+
+@dataclass(frozen=True)
+class Point:
+    """A point of the study: lattice size ``L``, mass parameter ``s`` (= m²), coupling ``lam``."""
+
+    L: int
+    s: float
+    lam: float
+    name: str = ""
+
+    @property
+    def key(self) -> str:
+        """Filesystem-safe key, e.g. ``L8_s-4_lam6.008``."""
+        return f"L{self.L}_s{self.s:g}_lam{self.lam:g}"
+
+    @property
+    def volume(self) -> int:
+        return self.L * self.L
+
+    @classmethod
+    def from_key(cls, key: str) -> Point:
+        match = re.fullmatch(r"L(\d+)_s([-+0-9.eE]+)_lam([-+0-9.eE]+)", key)
+        if match is None:
+            raise ValueError(f"not a point key of the form L8_s-4_lam6.008: {key!r}")
+        return cls(int(match[1]), float(match[2]), float(match[3]))
+
+    @classmethod
+    def from_hopping(cls, L: int, kappa: float, lam_k: float, name: str = "") -> Point:
+        r"""Point from the hopping form of arXiv:2110.02673.
+
+        S = Σ_x [−2κ Σ_μ ϕ_x ϕ_{x+μ̂} + (1−2λ_K) ϕ_x² + λ_K ϕ_x⁴] with φ = √κ ϕ gives
+        s = (1 − 2λ_K)/κ − 4 and λ = λ_K/κ².
+        """
+        if kappa <= 0:
+            raise ValueError(f"kappa must be positive, got {kappa}")
+        return cls(L, (1.0 - 2.0 * lam_k) / kappa - 4.0, lam_k / kappa**2, name)
+
+    def to_hopping(self) -> tuple[float, float]:
+        r"""Inverse of :meth:`from_hopping`: returns (κ, λ_K).
+
+        From s + 4 = (1 − 2λ_K)/κ and λ_K = λκ²: 2λκ² + (s + 4)κ − 1 = 0.
+        """
+        a, b = 2.0 * self.lam, self.s + 4.0
+        kappa = 1.0 / b if a == 0 else (-b + math.sqrt(b * b + 4.0 * a)) / (2.0 * a)
+        return kappa, self.lam * kappa**2
+
+
+def action(phi: Tensor, s: float, lam: float) -> Tensor:
+    r"""S(φ) = Σ_x [Σ_μ (φ(x+μ̂) − φ(x))² + s φ² + λ φ⁴].
+
+    Args:
+        phi: configurations, shape (batch, L, L).
+    Returns:
+        action per configuration, shape (batch,).
+    """
+    kinetic = sum(((phi.roll(-1, dim) - phi) ** 2) for dim in (-2, -1))
+    phi2 = phi * phi
+    return (kinetic + s * phi2 + lam * phi2 * phi2).sum(dim=(-2, -1))
+
+
+def force(phi: Tensor, s: float, lam: float) -> Tensor:
+    r"""F = −∂S/∂φ = 2 Σ_μ [φ(x+μ̂) + φ(x−μ̂)] − (8 + 2s) φ − 4λ φ³.
+
+    Args:
+        phi: configurations, shape (batch, L, L).
+    Returns:
+        force, same shape as ``phi``.
+    """
+    neighbours = sum(phi.roll(shift, dim) for dim in (-2, -1) for shift in (1, -1))
+    return 2.0 * neighbours - (8.0 + 2.0 * s) * phi - 4.0 * lam * phi**3
+
+
+def two_point(phi: Tensor) -> Tensor:
+    r"""Volume-averaged two-point function G(x) = (1/V) Σ_y φ(y) φ(y+x), via FFT.
+
+    Args:
+        phi: configurations, shape (batch, L, L).
+    Returns:
+        G per configuration, shape (batch, L, L).
+    """
+    phi_k = torch.fft.fft2(phi)
+    volume = phi.shape[-1] * phi.shape[-2]
+    return torch.fft.ifft2(phi_k.abs() ** 2).real / volume
+
+
+def primary_observables(phi: Tensor) -> dict[str, Tensor]:
+    r"""Per-configuration primary quantities, each of shape (batch,).
+
+    With M = Σ_x φ_x and V = L²:
+
+    - ``phi2`` = (1/V) Σ_x φ_x²  (its mean is G(0))
+    - ``abs_m`` = |M| / V
+    - ``m2`` = M² / V  (its mean is χ₂)
+    - ``m4`` = M⁴ / V²  (for the Binder cumulant; V cancels in ⟨M⁴⟩/⟨M²⟩²)
+    - ``ising_energy`` = ½ Σ_μ G(μ̂)
+    - ``f_first`` = |φ̃(p)|² / V averaged over p = (2π/L, 0) and (0, 2π/L), the first
+      non-zero momentum of G̃ used by the second-moment correlation length.
+    """
+    volume = phi.shape[-1] * phi.shape[-2]
+    m = phi.sum(dim=(-2, -1))
+    g = two_point(phi)
+    phi_k = torch.fft.fft2(phi)
+    f_first = 0.5 * (phi_k[..., 1, 0].abs() ** 2 + phi_k[..., 0, 1].abs() ** 2) / volume
+    return {
+        "phi2": (phi * phi).mean(dim=(-2, -1)),
+        "abs_m": m.abs() / volume,
+        "m2": m * m / volume,
+        "m4": m**4 / volume**2,
+        "ising_energy": 0.5 * (g[..., 1, 0] + g[..., 0, 1]),
+        "f_first": f_first,
+    }
+
+
+def gaussian_two_point(L: int, s: float) -> np.ndarray:
+    r"""Exact G(x) of the free theory (λ = 0, s > 0), shape (L, L).
+
+    The Gaussian theory has covariance (2A)⁻¹ with A = −Δ + s, so
+    G(x) = (1/V) Σ_k e^{ik·x} / (2(s + Σ_μ 4 sin²(k_μ/2))).
+    """
+    if s <= 0:
+        raise ValueError(f"the free theory needs s > 0 to be normalisable, got s={s}")
+    k = 2.0 * np.pi * np.arange(L) / L
+    khat2 = 4.0 * np.sin(k[:, None] / 2) ** 2 + 4.0 * np.sin(k[None, :] / 2) ** 2
+    propagator = 1.0 / (2.0 * (s + khat2))
+    return np.fft.ifft2(propagator).real
+
+
+def gaussian_observables(L: int, s: float) -> dict[str, float]:
+    """Exact values of the observables of DESIGN.md §1 at λ = 0, s > 0."""
+    g = gaussian_two_point(L, s)
+    chi = g.sum()
+    f_first = np.sum(g * np.cos(2.0 * np.pi * np.arange(L) / L)[:, None])
+    # M is Gaussian with variance V χ₂: E|M| = sqrt(2 V χ₂ / π), E M⁴ = 3 (V χ₂)².
+    volume = L * L
+    return {
+        "phi2": float(g[0, 0]),
+        "abs_magnetization": float(np.sqrt(2.0 * volume * chi / np.pi) / volume),
+        "susceptibility": float(chi),
+        "ising_energy": float(0.5 * (g[1, 0] + g[0, 1])),
+        "binder": 0.0,
+        "correlation_length": float(np.sqrt(chi / f_first - 1.0) / (2.0 * np.sin(np.pi / L))),
+    }

@@ -1,0 +1,216 @@
+"""The pipeline's stages as plain functions over paths, so each workflow script is thin.
+
+Each stage reads its inputs, calls the library and writes its outputs; none keeps state
+between calls. The Snakemake rules in ``workflow/rules`` call these through their scripts.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from fieldflow import analysis, io, lattice
+from fieldflow.flows import build_flow, load_model, save_model
+from fieldflow.lattice import Point
+from fieldflow.mcmc import flow_proposals, hmc, independence_metropolis
+from fieldflow.training import config_from_dict, train
+
+log = logging.getLogger(__name__)
+
+OBSERVABLE_COLUMNS = [
+    "L", "s", "lam", "sampler", "observable", "value", "error", "tau_int", "tau_int_error",
+    "n_samples",
+]  # fmt: skip
+SAMPLER_COLUMNS = [
+    "L", "s", "lam", "sampler", "acceptance", "ess", "train_seconds", "sample_seconds",
+    "n_samples", "n_chains", "n_proposals", "step_size", "n_leapfrog", "train_steps",
+    "parameters",
+]  # fmt: skip
+
+
+def resolve_device(device: str) -> torch.device:
+    """'auto' → CUDA when torch sees a GPU, else CPU; 'cuda' without a GPU is an error."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("config asks for device 'cuda' but torch sees no CUDA GPU")
+    return torch.device(device)
+
+
+def _point(params: dict[str, Any]) -> Point:
+    return Point(int(params["L"]), float(params["s"]), float(params["lam"]), params.get("name", ""))
+
+
+def train_stage(
+    point: dict[str, Any],
+    family: str,
+    hyperparameters: dict[str, Any],
+    training: dict[str, Any],
+    device: str,
+    seed: int,
+    model_path: str | Path,
+    history_path: str | Path,
+    checkpoint: str | Path | None = None,
+    progress: bool = True,
+) -> None:
+    """Train one flow at one point; write the model and its history CSV."""
+    p = _point(point)
+    torch.manual_seed(seed)
+    flow = build_flow(family, p.L, hyperparameters).to(resolve_device(device))
+    settings = config_from_dict(training)
+    fingerprint = hashlib.sha256(
+        json.dumps([point, family, hyperparameters, training, seed], sort_keys=True).encode()
+    ).hexdigest()
+    result = train(flow, p, settings, seed, checkpoint, fingerprint, progress=progress)
+    history = pd.DataFrame(result.history, columns=["step", "seconds", "loss", "ess"])
+    Path(history_path).parent.mkdir(parents=True, exist_ok=True)
+    history.to_csv(history_path, index=False)
+    save_model(
+        model_path, flow.cpu(), family, hyperparameters,
+        point=point, train_seconds=result.seconds, train_steps=result.steps,
+        recoveries=result.recoveries, seed=seed,
+    )  # fmt: skip
+    if checkpoint is not None:
+        Path(checkpoint).unlink(missing_ok=True)
+    log.info("trained %s at %s: %d steps in %.1f s", family, p.key, result.steps, result.seconds)
+
+
+def sample_flow_stage(
+    model_path: str | Path,
+    point: dict[str, Any],
+    sampling: dict[str, Any],
+    device: str,
+    seed: int,
+    ensemble_path: str | Path,
+    sampler: str,
+) -> None:
+    """Draw flow proposals, run independence MH chains, write the ensemble."""
+    p = _point(point)
+    flow, meta = load_model(model_path)
+    flow = flow.to(resolve_device(device)).double().eval()
+    n_chains, n_keep, burn_in = sampling["n_chains"], sampling["n_samples"], sampling["burn_in"]
+    per_chain = n_keep + burn_in
+    start = time.perf_counter()
+    generator = torch.Generator(device=next(flow.parameters()).device).manual_seed(seed)
+    proposals = flow_proposals(flow, p, n_chains * per_chain, sampling["batch_size"], generator)
+    log_w = proposals.log_weight.reshape(n_chains, per_chain)
+    chain = independence_metropolis(log_w, np.random.default_rng(seed))
+    seconds = time.perf_counter() - start
+    flat = chain.index[:, burn_in:] + (np.arange(n_chains) * per_chain)[:, None]
+    attrs = {
+        "L": p.L, "s": p.s, "lam": p.lam, "sampler": sampler, "seed": seed,
+        "versions": io.versions(), "acceptance": float(chain.accepted[:, burn_in:].mean()),
+        "ess": analysis.ess(proposals.log_weight), "sample_seconds": seconds,
+        "train_seconds": float(meta["meta"]["train_seconds"]),
+        "train_steps": int(meta["meta"]["train_steps"]),
+        "parameters": flow.n_parameters(), "n_proposals": int(n_chains * per_chain),
+    }  # fmt: skip
+    dataset = io.ensemble_dataset(
+        proposals.phi[flat],
+        {
+            "action": proposals.action[flat],
+            "log_q": proposals.log_q[flat],
+            "log_weight": proposals.log_weight[flat],
+            "accepted": chain.accepted[:, burn_in:],
+        },
+        attrs,
+    )
+    io.write_ensemble(ensemble_path, dataset)
+    log.info("%s at %s: acceptance %.3f, ESS %.3f", sampler, p.key, attrs["acceptance"],
+             attrs["ess"])  # fmt: skip
+
+
+def hmc_stage(
+    point: dict[str, Any], settings: dict[str, Any], seed: int, ensemble_path: str | Path,
+    progress: bool = True,
+) -> None:  # fmt: skip
+    """Run the HMC baseline at one point and write the ensemble."""
+    p = _point(point)
+    start = time.perf_counter()
+    result = hmc(
+        p, settings["n_chains"], settings["n_trajectories"], settings["burn_in"], seed,
+        settings["trajectory_length"], settings["target_acceptance"], settings["integrator"],
+        progress=progress,
+    )  # fmt: skip
+    seconds = time.perf_counter() - start
+    attrs = {
+        "L": p.L, "s": p.s, "lam": p.lam, "sampler": "hmc", "seed": seed,
+        "versions": io.versions(), "acceptance": result.acceptance, "sample_seconds": seconds,
+        "step_size": result.step_size, "n_leapfrog": result.n_steps,
+        "n_proposals": int(result.accepted.size),
+    }  # fmt: skip
+    dataset = io.ensemble_dataset(
+        result.phi, {"action": result.action, "accepted": result.accepted}, attrs
+    )
+    io.write_ensemble(ensemble_path, dataset)
+    log.info("hmc at %s: acceptance %.3f, eps %.4f", p.key, result.acceptance, result.step_size)
+
+
+def ensemble_primaries(phi: np.ndarray, chunk: int = 8192) -> dict[str, np.ndarray]:
+    """Per-configuration primaries (float64) of φ with shape (chain, draw, L, L)."""
+    n_chains, n_draws = phi.shape[:2]
+    flat = phi.reshape(n_chains * n_draws, *phi.shape[2:])
+    parts: dict[str, list[np.ndarray]] = {}
+    for start in range(0, flat.shape[0], chunk):
+        batch = torch.from_numpy(np.asarray(flat[start : start + chunk], dtype=np.float64))
+        for name, values in lattice.primary_observables(batch).items():
+            parts.setdefault(name, []).append(values.numpy())
+    return {k: np.concatenate(v).reshape(n_chains, n_draws) for k, v in parts.items()}
+
+
+def observables_stage(ensemble_path: str | Path, table_path: str | Path, S: float = 2.0) -> None:
+    """Γ-method estimates of every observable of one ensemble, as contract rows."""
+    dataset = io.read_ensemble(ensemble_path)
+    phi = io.load_phi(ensemble_path)
+    attrs = dataset.attrs
+    estimates = analysis.observables(ensemble_primaries(phi), int(attrs["L"]), S)
+    rows = [
+        {
+            "L": attrs["L"], "s": attrs["s"], "lam": attrs["lam"], "sampler": attrs["sampler"],
+            "observable": name, "value": e.value, "error": e.error, "tau_int": e.tau_int,
+            "tau_int_error": e.tau_int_error, "n_samples": phi.shape[0] * phi.shape[1],
+        }  # fmt: skip
+        for name, e in estimates.items()
+    ]
+    Path(table_path).parent.mkdir(parents=True, exist_ok=True)
+    pd.DataFrame(rows, columns=OBSERVABLE_COLUMNS).to_csv(table_path, index=False)
+
+
+def tables_stage(
+    observable_tables: list[str | Path],
+    ensemble_paths: list[str | Path],
+    observables_path: str | Path,
+    samplers_path: str | Path,
+) -> None:
+    """Gather per-ensemble results into results/tables/{observables,samplers}.csv."""
+    frames = [pd.read_csv(path) for path in observable_tables]
+    observables = pd.concat(frames, ignore_index=True)[OBSERVABLE_COLUMNS]
+    rows = []
+    for path in ensemble_paths:
+        dataset = io.read_ensemble(path)
+        row = {key: dataset.attrs.get(key, np.nan) for key in SAMPLER_COLUMNS}
+        row["n_samples"] = dataset.sizes["chain"] * dataset.sizes["draw"]
+        row["n_chains"] = dataset.sizes["chain"]
+        rows.append(row)
+    samplers = pd.DataFrame(rows, columns=SAMPLER_COLUMNS)
+    for frame, path in ((observables, observables_path), (samplers, samplers_path)):
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        frame.sort_values(["L", "s", "lam", "sampler"], kind="stable").to_csv(path, index=False)
+
+
+def log_to(path: str | Path) -> None:
+    """Send a job's logging, progress bars and tracebacks to its log file."""
+    import sys
+
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    sys.stderr = open(path, "a", buffering=1)  # noqa: SIM115 - lives as long as the job
+    logging.basicConfig(stream=sys.stderr, level=logging.INFO, force=True,
+                        format="%(asctime)s %(name)s %(levelname)s %(message)s")  # fmt: skip

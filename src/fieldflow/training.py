@@ -1,0 +1,190 @@
+r"""Reverse-KL training of a flow towards p(φ) ∝ exp(−S(φ)) (Albergo et al. 2019).
+
+The loss is the reverse Kullback–Leibler divergence up to the constant log Z,
+
+    L(θ) = E_{φ∼q_θ} [ log q_θ(φ) + S(φ) ]  ≥  −log Z,
+
+estimated on a fresh batch each step and minimised with Adam. Training stops after a
+budget in steps and/or wall-clock seconds, keeps a history (step, seconds, loss, ESS on
+fresh samples), and writes a checkpoint from which a killed run resumes where it left off.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+from fieldflow.analysis import ess
+from fieldflow.flows import Flow, ModelFileError
+from fieldflow.lattice import Point, action
+
+log = logging.getLogger(__name__)
+
+HISTORY_COLUMNS = ("step", "seconds", "loss", "ess")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Budget and optimiser settings; ``steps`` or ``max_seconds`` (or both) bound the run."""
+
+    steps: int | None = 2500
+    max_seconds: float | None = None
+    batch_size: int = 64
+    lr: float = 1e-3
+    ess_every: int = 100
+    ess_samples: int = 1024
+    checkpoint_every: int = 250
+    grad_clip: float | None = 100.0
+    max_recoveries: int = 5
+
+    def __post_init__(self) -> None:
+        if self.steps is None and self.max_seconds is None:
+            raise ValueError("training needs a budget: set steps, max_seconds, or both")
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    steps: int
+    seconds: float
+    history: list[dict[str, float]]
+    recoveries: int
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became non-finite more often than the recovery budget allows."""
+
+
+@torch.no_grad()
+def flow_ess(flow: Flow, point: Point, n: int, generator: torch.Generator) -> float:
+    """ESS per sample, (Σw)²/(N Σw²), of n fresh proposals; weights in float64."""
+    phi, log_q = flow.sample(n, generator=generator)
+    log_w = -action(phi.double(), point.s, point.lam) - log_q.double()
+    return ess(log_w.cpu().numpy())
+
+
+def _state(flow, optimizer, generator, step, seconds, history, recoveries, fingerprint):
+    return {
+        "model": flow.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "generator": generator.get_state(),
+        "step": step,
+        "seconds": seconds,
+        "history": history,
+        "recoveries": recoveries,
+        "fingerprint": fingerprint,
+    }
+
+
+def _write_checkpoint(path: Path, state: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".partial")
+    torch.save(state, tmp)
+    tmp.replace(path)
+
+
+def _read_checkpoint(path: Path, fingerprint: str) -> dict | None:
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:
+        raise ModelFileError(
+            f"checkpoint {path} is corrupt ({err}); delete it to train from scratch"
+        ) from err
+    if state.get("fingerprint") != fingerprint:
+        log.warning("checkpoint %s belongs to other settings; starting from scratch", path)
+        return None
+    return state
+
+
+def train(
+    flow: Flow,
+    point: Point,
+    config: TrainConfig,
+    seed: int,
+    checkpoint: str | Path | None = None,
+    fingerprint: str = "",
+    progress: bool = True,
+) -> TrainResult:
+    """Train ``flow`` in place by reverse KL; resume from ``checkpoint`` if it exists.
+
+    Args:
+        flow: the flow, already on its device.
+        point: the (L, s, λ) of the target.
+        config: budget and optimiser settings.
+        seed: seeds the noise of every step, so a run is reproducible.
+        checkpoint: path written every ``checkpoint_every`` steps and read at start.
+        fingerprint: identifies the settings; a checkpoint of other settings is ignored.
+    """
+    device = next(flow.parameters()).device
+    generator = torch.Generator(device=device).manual_seed(seed)
+    optimizer = torch.optim.Adam(flow.parameters(), lr=config.lr)
+    step, elapsed, history, recoveries = 0, 0.0, [], 0
+    checkpoint = Path(checkpoint) if checkpoint is not None else None
+    if checkpoint is not None and checkpoint.exists():
+        state = _read_checkpoint(checkpoint, fingerprint)
+        if state is not None:
+            flow.load_state_dict(state["model"])
+            optimizer.load_state_dict(state["optimizer"])
+            generator.set_state(state["generator"])
+            step, elapsed = state["step"], state["seconds"]
+            history, recoveries = state["history"], state["recoveries"]
+            log.info("resumed from %s at step %d (%.1f s)", checkpoint, step, elapsed)
+
+    last_good = copy.deepcopy((flow.state_dict(), optimizer.state_dict()))
+    bar = tqdm(
+        total=config.steps, initial=step, disable=not progress, desc="train", mininterval=10
+    )
+    start = time.perf_counter() - elapsed
+
+    def out_of_budget() -> bool:
+        over_steps = config.steps is not None and step >= config.steps
+        over_time = config.max_seconds is not None and elapsed >= config.max_seconds
+        return over_steps or over_time
+
+    while not out_of_budget():
+        phi, log_q = flow.sample(config.batch_size, generator=generator)
+        loss = (log_q + action(phi, point.s, point.lam)).mean()
+        if not torch.isfinite(loss):
+            recoveries += 1
+            log.warning("non-finite loss at step %d: restoring last good state", step)
+            if recoveries > config.max_recoveries:
+                raise TrainingDiverged(
+                    f"loss non-finite {recoveries} times at step {step}; lower the lr"
+                )
+            flow.load_state_dict(last_good[0])
+            optimizer.load_state_dict(last_good[1])
+            for group in optimizer.param_groups:
+                group["lr"] *= 0.5
+            continue
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if config.grad_clip is not None:
+            torch.nn.utils.clip_grad_norm_(flow.parameters(), config.grad_clip)
+        optimizer.step()
+        step += 1
+        elapsed = time.perf_counter() - start
+        bar.update(1)
+        if step % config.ess_every == 0 or out_of_budget():
+            value = flow_ess(flow, point, config.ess_samples, generator)
+            history.append({"step": step, "seconds": elapsed, "loss": loss.item(), "ess": value})
+            bar.set_postfix(loss=f"{loss.item():.3f}", ess=f"{value:.3f}")
+            log.info("step %d  %.1f s  loss %.4f  ESS %.3f", step, elapsed, loss.item(), value)
+            last_good = copy.deepcopy((flow.state_dict(), optimizer.state_dict()))
+        if checkpoint is not None and step % config.checkpoint_every == 0:
+            state = _state(
+                flow, optimizer, generator, step, elapsed, history, recoveries, fingerprint
+            )
+            _write_checkpoint(checkpoint, state)
+    bar.close()
+    return TrainResult(step, elapsed, history, recoveries)
+
+
+def config_from_dict(settings: dict) -> TrainConfig:
+    """TrainConfig from the ``training`` section of a study config."""
+    known = set(asdict(TrainConfig()).keys())
+    return TrainConfig(**{k: v for k, v in settings.items() if k in known})

@@ -1,0 +1,13 @@
+# Paths and parameters shared by the rules.
+
+FIGURE_NAMES = ["training", "acceptance_ess", "tau_int", "observables", "configurations"]
+FIGURES = expand("results/figures/{name}.{ext}", name=FIGURE_NAMES, ext=["png", "pdf"])
+
+
+def point_params(wildcards):
+    p = POINTS[wildcards.point]
+    return {"L": p.L, "s": p.s, "lam": p.lam, "name": p.name}
+
+
+def ensembles(wildcards=None):
+    return expand("results/ensembles/{sampler}/{point}.zarr", sampler=SAMPLERS, point=POINTS)

@@ -1,0 +1,48 @@
+# Flows: train by reverse KL, then sample with independence Metropolis-Hastings.
+
+
+rule train:
+    output:
+        model="results/models/{flow}/{point}.pt",
+        history="results/training/{flow}/{point}.csv",
+    log:
+        "logs/train/{flow}/{point}.log",
+    benchmark:
+        "results/benchmarks/train/{flow}/{point}.tsv"
+    params:
+        point=point_params,
+        hyperparameters=lambda w: config[w.flow],
+        training=config["training"],
+        device=config["device"],
+        seed=lambda w: fieldflow.config.job_seed(config, "train", w.flow, w.point),
+        checkpoint="results/checkpoints/{flow}/{point}.pt",
+    threads: config["threads"]
+    resources:
+        gpu=1 if USE_GPU else 0,
+    conda:
+        "../../envs/fieldflow.yaml"
+    script:
+        "../scripts/train.py"
+
+
+rule sample_flow:
+    input:
+        model="results/models/{flow}/{point}.pt",
+    output:
+        ensemble=directory("results/ensembles/{flow}/{point}.zarr"),
+    log:
+        "logs/sample/{flow}/{point}.log",
+    benchmark:
+        "results/benchmarks/sample/{flow}/{point}.tsv"
+    params:
+        point=point_params,
+        sampling=config["sampling"],
+        device=config["device"],
+        seed=lambda w: fieldflow.config.job_seed(config, "sample", w.flow, w.point),
+    threads: config["threads"]
+    resources:
+        gpu=1 if USE_GPU else 0,
+    conda:
+        "../../envs/fieldflow.yaml"
+    script:
+        "../scripts/sample_flow.py"

@@ -1,0 +1,11 @@
+"""Snakemake script: gather the contract tables (rule tables)."""
+
+from fieldflow.stages import tables_stage, log_to
+
+log_to(snakemake.log[0])
+tables_stage(
+    observable_tables=list(snakemake.input.observables),
+    ensemble_paths=list(snakemake.input.ensembles),
+    observables_path=snakemake.output.observables,
+    samplers_path=snakemake.output.samplers,
+)

@@ -1,0 +1,19 @@
+"""Snakemake script: train one flow at one point (rule train)."""
+
+import torch
+
+from fieldflow.stages import train_stage, log_to
+
+log_to(snakemake.log[0])
+torch.set_num_threads(snakemake.threads)
+train_stage(
+    point=snakemake.params.point,
+    family=snakemake.wildcards.flow,
+    hyperparameters=dict(snakemake.params.hyperparameters),
+    training=dict(snakemake.params.training),
+    device=snakemake.params.device,
+    seed=snakemake.params.seed,
+    model_path=snakemake.output.model,
+    history_path=snakemake.output.history,
+    checkpoint=snakemake.params.checkpoint,
+)
