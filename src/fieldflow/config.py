@@ -76,19 +76,26 @@ def validate(config: dict[str, Any], schema: str | Path | dict) -> dict[str, Any
     if not isinstance(config, dict):
         raise ConfigError(f"the config must be a mapping of keys, got {type(config).__name__}")
     validator = _with_defaults(jsonschema.Draft202012Validator)(schema)
-    messages = _messages(validator.iter_errors(config))
-    if not messages:
-        messages = _physics_problems(config)
+    errors = list(validator.iter_errors(config))
+    messages = _messages(iter(errors))
+    broken = {tuple(e.absolute_path)[:2] for e in errors}
+    if isinstance(config.get("points"), list) and ("points",) not in broken:
+        skip = {p[1] for p in broken if len(p) == 2 and p[0] == "points"}
+        messages += _physics_problems(config, skip, broken)
     if messages:
         raise ConfigError("invalid config:\n  " + "\n  ".join(messages))
     return config
 
 
-def _physics_problems(config: dict[str, Any]) -> list[str]:
+def _physics_problems(config: dict[str, Any], skip: set[int], broken: set) -> list[str]:
+    """Problems the schema cannot see; entries listed in ``skip`` already failed it."""
     problems = []
-    checkerboard = sorted(set(config.get("flows", [])) & CHECKERBOARD_FAMILIES)
+    flows = config.get("flows") if ("flows",) not in broken else []
+    checkerboard = sorted(set(flows if isinstance(flows, list) else []) & CHECKERBOARD_FAMILIES)
     keys: dict[str, int] = {}
     for i, entry in enumerate(config["points"]):
+        if i in skip:
+            continue
         direct, hopping = {"s", "lam"} & entry.keys(), {"kappa", "lam_K"} & entry.keys()
         if direct and hopping:
             problems.append(f"config key 'points[{i}]': give either s, lam or kappa, lam_K")
@@ -114,11 +121,12 @@ def _physics_problems(config: dict[str, Any]) -> list[str]:
         if point.key in keys:
             problems.append(f"config key 'points[{i}]': same point as points[{keys[point.key]}]")
         keys[point.key] = i
-    if config.get("training", {}).get("steps") is None and (
-        config.get("training", {}).get("max_seconds") is None
-    ):
-        problems.append("config key 'training': set steps, max_seconds or both")
-    if config.get("realnvp", {}).get("kernel_size", 3) % 2 == 0:
+    training = config.get("training")
+    if isinstance(training, dict) and ("training",) not in broken:
+        if training.get("steps") is None and training.get("max_seconds") is None:
+            problems.append("config key 'training': set steps, max_seconds or both")
+    kernel = config.get("realnvp", {}).get("kernel_size", 3) if ("realnvp",) not in broken else 3
+    if isinstance(kernel, int) and kernel % 2 == 0:
         problems.append("config key 'realnvp.kernel_size': must be odd for 'same' padding")
     return problems
 

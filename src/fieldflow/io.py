@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import shutil
 import uuid
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -80,6 +81,9 @@ def write_ensemble(path: str | Path, dataset: xr.Dataset) -> None:
 
     group = zarr.open_group(tmp, mode="r+")
     group.attrs["complete"] = True
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # consolidated metadata is a zarr-python extension
+        zarr.consolidate_metadata(tmp)
     if path.exists():
         shutil.rmtree(path)
     tmp.rename(path)
@@ -91,7 +95,7 @@ def read_ensemble(path: str | Path) -> xr.Dataset:
     if not path.exists():
         raise EnsembleError(f"ensemble {path} does not exist")
     try:
-        dataset = xr.open_zarr(path, consolidated=False, chunks=None)
+        dataset = xr.open_zarr(path, chunks=None)
     except Exception as err:
         raise EnsembleError(f"ensemble {path} is corrupt or not a Zarr store: {err}") from err
     if not dataset.attrs.get("complete", False):

@@ -174,9 +174,16 @@ def observables_stage(ensemble_path: str | Path, table_path: str | Path, S: floa
     estimates = analysis.observables(ensemble_primaries(phi), int(attrs["L"]), S)
     rows = [
         {
-            "L": attrs["L"], "s": attrs["s"], "lam": attrs["lam"], "sampler": attrs["sampler"],
-            "observable": name, "value": e.value, "error": e.error, "tau_int": e.tau_int,
-            "tau_int_error": e.tau_int_error, "n_samples": phi.shape[0] * phi.shape[1],
+            "L": attrs["L"],
+            "s": attrs["s"],
+            "lam": attrs["lam"],
+            "sampler": attrs["sampler"],
+            "observable": name,
+            "value": e.value,
+            "error": e.error,
+            "tau_int": e.tau_int,
+            "tau_int_error": e.tau_int_error,
+            "n_samples": phi.shape[0] * phi.shape[1],
         }  # fmt: skip
         for name, e in estimates.items()
     ]

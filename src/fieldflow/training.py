@@ -136,9 +136,7 @@ def train(
             log.info("resumed from %s at step %d (%.1f s)", checkpoint, step, elapsed)
 
     last_good = copy.deepcopy((flow.state_dict(), optimizer.state_dict()))
-    bar = tqdm(
-        total=config.steps, initial=step, disable=not progress, desc="train", mininterval=10
-    )
+    bar = tqdm(total=config.steps, initial=step, disable=not progress, desc="train", mininterval=10)
     start = time.perf_counter() - elapsed
 
     def out_of_budget() -> bool:

@@ -1,6 +1,6 @@
 """Snakemake script: observables with Gamma-method errors of one ensemble (rule observables)."""
 
-from fieldflow.stages import observables_stage, log_to
+from fieldflow.stages import log_to, observables_stage
 
 log_to(snakemake.log[0])
 observables_stage(snakemake.input.ensemble, snakemake.output.table, S=snakemake.params.S)

@@ -2,7 +2,7 @@
 
 import torch
 
-from fieldflow.stages import sample_flow_stage, log_to
+from fieldflow.stages import log_to, sample_flow_stage
 
 log_to(snakemake.log[0])
 torch.set_num_threads(snakemake.threads)

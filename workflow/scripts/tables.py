@@ -1,6 +1,6 @@
 """Snakemake script: gather the contract tables (rule tables)."""
 
-from fieldflow.stages import tables_stage, log_to
+from fieldflow.stages import log_to, tables_stage
 
 log_to(snakemake.log[0])
 tables_stage(

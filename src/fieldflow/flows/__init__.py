@@ -63,5 +63,7 @@ def load_model(path: str | Path, map_location: str = "cpu") -> tuple[Flow, dict]
         flow = build_flow(payload["family"], payload["L"], payload["hyperparameters"])
         flow.load_state_dict(payload["state_dict"])
     except Exception as err:  # torch raises many types for a corrupt archive
-        raise ModelFileError(f"model file {path} is corrupt or not a fieldflow model: {err}")
+        raise ModelFileError(
+            f"model file {path} is corrupt or not a fieldflow model: {err}"
+        ) from err
     return flow, {k: v for k, v in payload.items() if k != "state_dict"}

@@ -60,9 +60,7 @@ class Flow(nn.Module):
             log_det = log_det + ld
         return phi, log_det
 
-    def sample(
-        self, n: int, generator: torch.Generator | None = None
-    ) -> tuple[Tensor, Tensor]:
+    def sample(self, n: int, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
         """Draw n configurations with their exact log q, shapes (n, L, L) and (n,)."""
         ref = self._reference
         z = torch.randn(

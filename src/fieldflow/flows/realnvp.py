@@ -32,9 +32,7 @@ def conv_net(
     sizes = [in_channels, *hidden, out_channels]
     layers: list[nn.Module] = []
     for i, (c_in, c_out) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
-        layers.append(
-            nn.Conv2d(c_in, c_out, kernel_size, padding="same", padding_mode="circular")
-        )
+        layers.append(nn.Conv2d(c_in, c_out, kernel_size, padding="same", padding_mode="circular"))
         if i < len(sizes) - 2:
             layers.append(nn.LeakyReLU())
     # Zero output weights make every coupling the identity at initialisation.

@@ -70,6 +70,7 @@ class HMCResult:
 
 def _trajectory(phi, point, integrator, eps, n_steps, generator):
     """One HMC update of every chain; returns (new φ, S, accepted)."""
+
     def f(x: Tensor) -> Tensor:
         return force(x, point.s, point.lam)
 
@@ -132,7 +133,13 @@ def hmc(
     shape = (n_chains, point.L, point.L)
     phi = 0.1 * torch.randn(shape, generator=generator, dtype=torch.float64)
     phi, eps = tune_step_size(
-        phi, point, burn_in, trajectory_length, target_acceptance, generator, integrator,
+        phi,
+        point,
+        burn_in,
+        trajectory_length,
+        target_acceptance,
+        generator,
+        integrator,
         progress=progress,
     )
     eps, n_steps = _steps(trajectory_length, eps)

@@ -1,0 +1,409 @@
+"""Figures of the study, built from the contract tables of DESIGN.md §3.
+
+Every builder takes DataFrames or arrays and returns a :class:`matplotlib.figure.Figure`
+made without pyplot, so no global state or backend is touched; :func:`save_figure` writes
+it as PNG and PDF. Builders cope with a single point, a single sampler and absent samplers
+(e.g. an HMC-only study).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import yaml
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+
+#: Observables in the order of DESIGN.md §1, with axis labels.
+OBSERVABLE_LABELS = {
+    "phi2": r"$\langle\phi^2\rangle$",
+    "abs_magnetization": r"$\langle|M|\rangle/V$",
+    "susceptibility": r"$\chi_2$",
+    "ising_energy": r"Ising energy $E$",
+    "binder": r"Binder cumulant $U$",
+    "correlation_length": r"$\xi_2$",
+}
+
+#: Samplers in a fixed order so each keeps its colour and marker across figures.
+SAMPLER_ORDER = ("hmc", "realnvp", "nsf", "cnf")
+_MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
+_POINT_COLUMNS = ["L", "s", "lam"]
+_ANCHOR_LABEL = "Albergo et al. 2021 (HMC)"
+
+
+def save_figure(fig: Figure, stem: str | Path) -> tuple[Path, Path]:
+    """Write ``stem.png`` (150 dpi) and ``stem.pdf``, creating the directory.
+
+    Args:
+        fig: the figure.
+        stem: output path without extension, e.g. ``results/figures/tau_int``.
+    Returns:
+        The PNG and PDF paths.
+    """
+    stem = Path(stem)
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    # Not with_suffix: a stem may hold a dot, as in L8_s-4_lam6.008.
+    png, pdf = stem.parent / f"{stem.name}.png", stem.parent / f"{stem.name}.pdf"
+    fig.savefig(png, dpi=150)
+    fig.savefig(pdf)
+    return png, pdf
+
+
+def load_anchors() -> list[dict[str, Any]]:
+    """Published reference values from the packaged ``data/anchors.yaml``.
+
+    Returns:
+        One dict per anchor with keys observable, L, s, lam, value, error, label; at present
+        the χ₂ of the Albergo et al. 2021 tutorial (arXiv:2101.08176), measured by HMC.
+    """
+    text = resources.files("fieldflow").joinpath("data/anchors.yaml").read_text("utf-8")
+    tutorial = yaml.safe_load(text)["tutorial"]
+    point, chi = tutorial["point"], tutorial["susceptibility"]
+    return [
+        {
+            "observable": "susceptibility",
+            "L": int(point["L"]),
+            "s": float(point["s"]),
+            "lam": float(point["lam"]),
+            "value": float(chi["value"]),
+            "error": float(chi["error"]),
+            "label": _ANCHOR_LABEL,
+        }
+    ]
+
+
+def point_label(L: int, s: float, lam: float) -> str:
+    """Readable label of a point, e.g. ``L=8 s=-4 λ=8``."""
+    return f"L={int(L)} s={s:g} λ={lam:g}"
+
+
+def training_curves(histories: dict[str, pd.DataFrame]) -> Figure:
+    """Loss and ESS of flow training against optimiser step and wall time.
+
+    Args:
+        histories: label (e.g. ``"realnvp L8_s-4_lam8"``) to a table with columns
+            step, seconds, loss, ess.
+    Returns:
+        A 2×2 figure: loss vs step, loss vs seconds, ESS vs step, ESS vs seconds.
+    """
+    if not histories:
+        fig = Figure(figsize=(6, 3), layout="constrained")
+        fig.suptitle("Flow training")
+        fig.text(0.5, 0.5, "no flows in this study", ha="center", va="center", color="0.4")
+        return fig
+    fig = Figure(figsize=(10, 7), layout="constrained")
+    axes = fig.subplots(2, 2, sharex="col", squeeze=False)
+    fig.suptitle("Flow training")
+    for label, history in histories.items():
+        for row, column in enumerate(("loss", "ess")):
+            for col, x in enumerate(("step", "seconds")):
+                axes[row, col].plot(
+                    history[x], history[column], lw=1.2, marker=".", ms=3, label=label
+                )
+    for col, xlabel in enumerate(("optimiser step", "wall time (seconds)")):
+        axes[1, col].set_xlabel(xlabel)
+        axes[0, col].set_ylabel(r"loss $\langle\log q + S\rangle_q$ = KL − log Z")
+        axes[1, col].set_ylabel("ESS per sample")
+        axes[1, col].set_ylim(0.0, 1.0)
+    axes[0, 0].set_title("against step")
+    axes[0, 1].set_title("against wall time")
+    for ax in axes.flat:
+        ax.grid(alpha=0.3)
+    # Outside the panels: a study has up to (flows × points) curves.
+    fig.legend(
+        *axes[0, 0].get_legend_handles_labels(),
+        loc="outside right upper",
+        fontsize="small",
+        title="flow, point",
+    )
+    return fig
+
+
+def acceptance_ess(samplers: pd.DataFrame) -> Figure:
+    """Metropolis acceptance of every sampler and ESS of every flow, per point.
+
+    Args:
+        samplers: the samplers table (columns L, s, lam, sampler, acceptance, ess, ...),
+            ess NaN for HMC.
+    Returns:
+        Two panels of grouped bars, one group per point and one bar per sampler.
+    """
+    points = _points(samplers)
+    fig = Figure(figsize=(max(7.0, 1.6 * len(points) + 4.0), 7), layout="constrained")
+    ax_acc, ax_ess = fig.subplots(2, 1, squeeze=True)
+    fig.suptitle("Acceptance and effective sample size")
+    _grouped_bars(ax_acc, samplers, points, "acceptance")
+    ax_acc.set_ylabel("Metropolis acceptance")
+    ax_acc.set_title("acceptance (HMC: accept/reject after each trajectory)")
+    flows = samplers[samplers["ess"].notna()] if "ess" in samplers else samplers.iloc[:0]
+    ax_ess.set_title("ESS per sample of fresh flow proposals")
+    ax_ess.set_ylabel("ESS per sample")
+    if flows.empty:
+        _note(ax_ess, "no flows in this study")
+        ax_ess.set_xticks([])
+    else:
+        _grouped_bars(ax_ess, flows, points, "ess")
+    for ax in (ax_acc, ax_ess):
+        ax.set_ylim(0.0, 1.05)
+    return fig
+
+
+def tau_int(observables: pd.DataFrame) -> Figure:
+    """Integrated autocorrelation time of every observable, per point and sampler.
+
+    Args:
+        observables: the observables table (columns L, s, lam, sampler, observable,
+            value, error, tau_int, tau_int_error, n_samples).
+    Returns:
+        One log-scale panel per observable; the dashed line τ_int = ½ marks uncorrelated
+        data (Wolff, hep-lat/0306017).
+    """
+    fig, panels = _observable_panels(observables, "Integrated autocorrelation time")
+    for name, ax in panels.items():
+        _point_series(ax, observables, name, "tau_int", "tau_int_error", clip_log=True)
+        ax.axhline(0.5, color="0.4", ls="--", lw=1.0, label="uncorrelated (τ = ½)")
+        ax.set_yscale("log")
+        ax.set_ylabel(r"$\tau_\mathrm{int}$ (Markov-chain steps)")
+    _first_legend(panels)
+    return fig
+
+
+def observables_comparison(
+    observables: pd.DataFrame, anchors: Sequence[dict[str, Any]] = ()
+) -> Figure:
+    """Estimates ± Γ-method errors of every observable, samplers side by side.
+
+    Args:
+        observables: the observables table, as for :func:`tau_int`.
+        anchors: published values as returned by :func:`load_anchors`; each whose point
+            is in the table is drawn as a band and star on its observable's panel.
+    Returns:
+        One panel per observable.
+    """
+    fig, panels = _observable_panels(observables, "Observables")
+    points = _points(observables)
+    for name, ax in panels.items():
+        _point_series(ax, observables, name, "value", "error", clip_log=False)
+        ax.set_ylabel(OBSERVABLE_LABELS.get(name, name))
+        for anchor in anchors:
+            if anchor["observable"] == name:
+                _draw_anchor(ax, anchor, points)
+    _first_legend(panels)
+    return fig
+
+
+def configurations(samples: dict[str, np.ndarray], n: int = 4) -> Figure:
+    """Sampled field configurations, one row per ensemble.
+
+    Args:
+        samples: label (e.g. ``"hmc L8_s-4_lam8"``) to configurations of shape (k, L, L).
+        n: columns, i.e. configurations shown per row (the first ``n``).
+    Returns:
+        A grid of images with a symmetric diverging colour scale shared within each row.
+    """
+    rows = max(len(samples), 1)
+    fig = Figure(figsize=(2.2 * n + 1.5, 2.2 * rows + 0.6), layout="constrained")
+    axes = fig.subplots(rows, n, squeeze=False)
+    fig.suptitle(r"Sampled configurations $\phi(x, y)$")
+    for ax in axes.flat:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    if not samples:
+        _note(axes[0, 0], "no ensembles")
+        return fig
+    for row, (label, phi) in enumerate(samples.items()):
+        phi = np.asarray(phi)[:n]
+        vmax = float(np.nanmax(np.abs(phi))) if phi.size else 1.0
+        vmax = vmax if math.isfinite(vmax) and vmax > 0 else 1.0
+        image = None
+        for col, ax in enumerate(axes[row]):
+            if col >= len(phi):
+                ax.set_axis_off()
+                continue
+            image = ax.imshow(phi[col], cmap="RdBu_r", vmin=-vmax, vmax=vmax)
+        axes[row, 0].set_title(label, loc="left", fontsize="medium")
+        if image is not None:
+            fig.colorbar(image, ax=list(axes[row]), shrink=0.9, label=r"$\phi$")
+    return fig
+
+
+# --- helpers -------------------------------------------------------------------------
+
+
+def _note(ax: Axes, text: str) -> None:
+    """Centred grey text on ``ax``, for a panel with nothing to show."""
+    ax.text(0.5, 0.5, text, ha="center", va="center", transform=ax.transAxes, color="0.4")
+
+
+def _points(table: pd.DataFrame) -> list[tuple[int, float, float]]:
+    """Distinct (L, s, lam) of a table, sorted."""
+    if table.empty:
+        return []
+    unique = table[_POINT_COLUMNS].drop_duplicates().sort_values(_POINT_COLUMNS)
+    return [(int(L), float(s), float(lam)) for L, s, lam in unique.itertuples(index=False)]
+
+
+def _samplers(table: pd.DataFrame) -> list[str]:
+    """Samplers of a table, known ones first in :data:`SAMPLER_ORDER`."""
+    present = list(dict.fromkeys(table["sampler"]))
+    known = [name for name in SAMPLER_ORDER if name in present]
+    return known + sorted(name for name in present if name not in SAMPLER_ORDER)
+
+
+def _style(sampler: str) -> dict[str, str]:
+    """Colour and marker of a sampler, stable across figures."""
+    order = list(SAMPLER_ORDER)
+    # A checksum, not hash(): str hashes change between interpreter runs.
+    index = order.index(sampler) if sampler in order else len(order) + sum(map(ord, sampler))
+    return {"color": f"C{index % 10}", "marker": _MARKERS[index % len(_MARKERS)]}
+
+
+def _point_index(
+    points: list[tuple[int, float, float]], L: float, s: float, lam: float
+) -> int | None:
+    """Position of (L, s, lam) in ``points``, matching floats with tolerance."""
+    for i, (pL, ps, plam) in enumerate(points):
+        if int(L) == pL and math.isclose(s, ps, abs_tol=1e-9) and math.isclose(lam, plam):
+            return i
+    return None
+
+
+def _offsets(count: int, width: float = 0.6) -> np.ndarray:
+    """x offsets, shape (count,), spreading ``count`` series across ``width`` of a slot."""
+    if count <= 1:
+        return np.zeros(1)
+    return np.linspace(-width / 2, width / 2, count)
+
+
+def _set_point_ticks(ax: Axes, points: list[tuple[int, float, float]]) -> None:
+    """Label the x slots with the points, tilted when there are many."""
+    ax.set_xticks(range(len(points)))
+    ax.set_xticklabels([point_label(*p) for p in points], rotation=25 if len(points) > 3 else 0)
+    ax.set_xlim(-0.6, len(points) - 0.4)
+
+
+def _aligned(
+    table: pd.DataFrame, points: list[tuple[int, float, float]], column: str
+) -> np.ndarray:
+    """``column`` of a single-sampler table laid out on the points, shape (len(points),)."""
+    out = np.full(len(points), np.nan)
+    for row in table.itertuples(index=False):
+        i = _point_index(points, row.L, row.s, row.lam)
+        if i is not None:
+            out[i] = float(getattr(row, column))
+    return out
+
+
+def _grouped_bars(
+    ax: Axes, table: pd.DataFrame, points: list[tuple[int, float, float]], column: str
+) -> None:
+    """One bar group per point, one bar per sampler, NaN bars left out."""
+    names = _samplers(table)
+    width = 0.8 / max(len(names), 1)
+    offsets = _offsets(len(names), 0.8 - width)
+    x = np.arange(len(points), dtype=float)
+    for offset, name in zip(offsets, names, strict=True):
+        heights = _aligned(table[table["sampler"] == name], points, column)
+        keep = np.isfinite(heights)
+        bars = ax.bar(
+            x[keep] + offset, heights[keep], width, label=name, color=_style(name)["color"]
+        )
+        ax.bar_label(bars, fmt="%.2f", fontsize="x-small", padding=1)
+    _set_point_ticks(ax, points)
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(title="sampler", fontsize="small")
+
+
+def _observable_panels(observables: pd.DataFrame, title: str) -> tuple[Figure, dict[str, Axes]]:
+    """A figure with one panel per observable present, contract observables first."""
+    present = list(dict.fromkeys(observables["observable"]))
+    names = [name for name in OBSERVABLE_LABELS if name in present]
+    names += [name for name in present if name not in OBSERVABLE_LABELS]
+    count = max(len(names), 1)
+    ncols = min(3, count)
+    nrows = math.ceil(count / ncols)
+    width = max(4.0, 1.3 * len(_points(observables)) + 2.0)
+    fig = Figure(figsize=(width * ncols, 3.4 * nrows + 0.6), layout="constrained")
+    axes = fig.subplots(nrows, ncols, squeeze=False)
+    fig.suptitle(title)
+    for ax in axes.flat[len(names) :]:
+        ax.set_axis_off()
+    if not names:
+        _note(axes[0, 0], "no observables")
+    return fig, dict(zip(names, axes.flat, strict=False))
+
+
+def _point_series(
+    ax: Axes, observables: pd.DataFrame, name: str, column: str, error: str, clip_log: bool
+) -> None:
+    """Error-bar markers of ``column`` ± ``error`` per point, one series per sampler.
+
+    With ``clip_log`` the lower bar stops short of zero so a log axis can show it. A panel
+    without any finite value says so.
+    """
+    table = observables[observables["observable"] == name]
+    points = _points(observables)
+    names = _samplers(table)
+    x = np.arange(len(points), dtype=float)
+    drawn = False
+    for offset, sampler in zip(_offsets(len(names), 0.4), names, strict=True):
+        rows = table[table["sampler"] == sampler]
+        y, dy = _aligned(rows, points, column), _aligned(rows, points, error)
+        keep = np.isfinite(y) & (y > 0) if clip_log else np.isfinite(y)
+        if not keep.any():
+            continue
+        drawn = True
+        dy = np.where(np.isfinite(dy), dy, 0.0)[keep]
+        lower = np.minimum(dy, 0.9 * y[keep]) if clip_log else dy
+        ax.errorbar(
+            x[keep] + offset,
+            y[keep],
+            yerr=[lower, dy],
+            ls="none",
+            capsize=3,
+            label=sampler,
+            **_style(sampler),
+        )
+    if not drawn:
+        _note(ax, f"no finite {column}")
+    _set_point_ticks(ax, points)
+    ax.set_title(name)
+    ax.grid(alpha=0.3)
+
+
+def _draw_anchor(ax: Axes, anchor: dict[str, Any], points: list[tuple[int, float, float]]) -> None:
+    """A published value ± error as a shaded band and star over its point's slot."""
+    i = _point_index(points, anchor["L"], anchor["s"], anchor["lam"])
+    if i is None:
+        return
+    value, err = float(anchor["value"]), float(anchor["error"])
+    label = anchor.get("label", "published")
+    ax.fill_between(
+        [i - 0.4, i + 0.4],
+        value - err,
+        value + err,
+        color="gold",
+        alpha=0.4,
+        lw=0,
+        label=f"{label}: {value:g} ± {err:g}",
+    )
+    # Beside the series (offsets within ±0.2) so the star never hides a measurement.
+    ax.plot([i + 0.3], [value], marker="*", ms=12, color="goldenrod", mec="k", mew=0.5, ls="none")
+
+
+def _first_legend(panels: dict[str, Axes]) -> None:
+    """One legend, on the first panel, merging entries of every panel (anchors included)."""
+    if not panels:
+        return
+    handles: dict[str, Any] = {}
+    for ax in panels.values():
+        for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
+            handles.setdefault(label, handle)
+    if handles:
+        next(iter(panels.values())).legend(handles.values(), handles.keys(), fontsize="small")

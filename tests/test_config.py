@@ -1,0 +1,76 @@
+import copy
+
+import pytest
+import yaml
+
+from fieldflow.config import ConfigError, job_seed, load, points, validate
+
+GOOD = {"points": [{"L": 8, "s": -4.0, "lam": 8.0}]}
+
+
+@pytest.fixture
+def schema(root):
+    return root / "workflow" / "schemas" / "config.schema.yaml"
+
+
+def check(config, schema):
+    return validate(copy.deepcopy(config), schema)
+
+
+def test_defaults_filled(schema):
+    config = check(GOOD, schema)
+    assert config["flows"] == ["realnvp"]
+    assert config["training"]["steps"] == 2500 and config["hmc"]["n_chains"] == 64
+
+
+@pytest.mark.parametrize(
+    ("config", "key", "reason"),
+    [
+        ({**GOOD, "trainig": {}}, "'trainig'", "unknown key"),
+        ({**GOOD, "hmc": {"n_chainz": 3}}, "'hmc.n_chainz'", "unknown key"),
+        ({}, "'points'", "required"),
+        ({"points": [{"s": -4.0, "lam": 1.0}]}, "'points[0].L'", "required"),
+        ({"points": [{"L": 8, "s": -4.0}]}, "'points[0].lam'", "required"),
+        ({"points": [{"L": 7, "s": -4.0, "lam": 1.0}]}, "'points[0].L'", "odd"),
+        ({"points": [{"L": 1, "s": -4.0, "lam": 1.0}]}, "'points[0].L'", "minimum of 2"),
+        ({"points": [{"L": 8, "s": -4.0, "lam": -1.0}]}, "'points[0].lam'", "minimum of 0"),
+        ({"points": [{"L": 8, "s": "x", "lam": 1.0}]}, "'points[0].s'", "not of type 'number'"),
+        ({"points": [{"L": 8, "s": -1.0, "lam": 0.0}]}, "'points[0].s'", "s > 0"),
+        ({**GOOD, "training": {"steps": "many"}}, "'training.steps'", "not of type"),
+        ({**GOOD, "training": {"steps": None}}, "'training'", "steps, max_seconds"),
+        ({**GOOD, "flows": ["glow"]}, "'flows[0]'", "is not one of"),
+        ({"points": GOOD["points"] * 2}, "'points[1]'", "same point"),
+    ],
+)
+def test_bad_configs_name_the_key(schema, config, key, reason):
+    with pytest.raises(ConfigError) as info:
+        check(config, schema)
+    assert key in str(info.value) and reason in str(info.value)
+
+
+def test_hopping_points(schema):
+    config = check({"points": [{"L": 6, "kappa": 0.25, "lam_K": 0.02}]}, schema)
+    (point,) = points(config)
+    assert point.to_hopping() == pytest.approx((0.25, 0.02))
+
+
+def test_shipped_configs_are_valid(root, schema):
+    for name in ("config.yaml", "smoke.yaml"):
+        config = load(root / "config" / name, schema)
+        assert points(config)
+
+
+def test_unreadable_config_file(tmp_path, schema):
+    path = tmp_path / "c.yaml"
+    path.write_text("points: [unclosed")
+    with pytest.raises(ConfigError, match="c.yaml"):
+        load(path, schema)
+    path.write_text(yaml.safe_dump(["a", "list"]))
+    with pytest.raises(ConfigError, match="mapping"):
+        load(path, schema)
+
+
+def test_job_seeds_distinct_and_stable(schema):
+    config = check(GOOD, schema)
+    a, b = job_seed(config, "train", "realnvp", "x"), job_seed(config, "hmc", "x")
+    assert a != b and a == job_seed(config, "train", "realnvp", "x")

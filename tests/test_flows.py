@@ -1,0 +1,133 @@
+"""The shared bijection checks every flow family must pass (STYLE.md)."""
+
+import pytest
+import torch
+
+from fieldflow.flows import FAMILIES, ModelFileError, build_flow, load_model, save_model
+
+L = 4
+CASES = [
+    ("realnvp", {"n_layers": 4, "hidden_channels": [4]}),
+    ("realnvp", {"n_layers": 2, "hidden_channels": [4, 4], "z2_equivariant": True}),
+]
+Z2_CASES = [c for c in CASES if c[1].get("z2_equivariant")]
+
+
+def make_flow(family, hyper, seed=0, randomise=True):
+    torch.manual_seed(seed)
+    flow = build_flow(family, L, hyper).double()
+    if randomise:
+        g = torch.Generator().manual_seed(seed + 1)
+        with torch.no_grad():
+            for p in flow.parameters():
+                p.copy_(0.3 * torch.randn(p.shape, generator=g, dtype=p.dtype))
+    return flow
+
+
+def noise(batch=3, seed=2):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn((batch, L, L), generator=g, dtype=torch.float64)
+
+
+def test_every_family_is_covered():
+    assert {family for family, _ in CASES} == set(FAMILIES)
+
+
+@pytest.mark.parametrize(("family", "hyper"), CASES)
+def test_inverse_round_trip(family, hyper):
+    flow = make_flow(family, hyper)
+    z = noise()
+    phi, log_det = flow.transform(z)
+    z_back, log_det_inv = flow.inverse(phi)
+    assert torch.allclose(z_back, z, atol=1e-10)
+    assert torch.allclose(log_det_inv, -log_det, atol=1e-10)
+
+
+@pytest.mark.parametrize(("family", "hyper"), CASES)
+def test_log_det_equals_autograd_jacobian(family, hyper):
+    flow = make_flow(family, hyper)
+    z = noise(batch=2)
+    _, log_det = flow.transform(z)
+    for b in range(z.shape[0]):
+
+        def f(x):
+            return flow.transform(x.reshape(1, L, L))[0].reshape(-1)
+
+        jac = torch.autograd.functional.jacobian(f, z[b].reshape(-1))
+        sign, logabs = torch.linalg.slogdet(jac)
+        assert sign.item() != 0
+        assert logabs.item() == pytest.approx(log_det[b].item(), abs=1e-9)
+
+
+@pytest.mark.parametrize(("family", "hyper"), CASES)
+def test_log_prob_matches_sample(family, hyper):
+    flow = make_flow(family, hyper)
+    phi, log_q = flow.sample(5, generator=torch.Generator().manual_seed(3))
+    assert torch.allclose(flow.log_prob(phi), log_q, atol=1e-9)
+
+
+@pytest.mark.parametrize(("family", "hyper"), CASES)
+def test_gradients_reach_every_parameter(family, hyper):
+    flow = make_flow(family, hyper)
+    phi, log_q = flow.sample(8, generator=torch.Generator().manual_seed(4))
+    (log_q + (phi**4).sum(dim=(-2, -1))).mean().backward()
+    for name, p in flow.named_parameters():
+        assert p.grad is not None and p.grad.abs().sum() > 0, name
+
+
+@pytest.mark.parametrize(("family", "hyper"), CASES)
+def test_identity_at_initialisation_and_not_after_random_weights(family, hyper):
+    z = noise()
+    fresh = make_flow(family, hyper, randomise=False)
+    phi, log_det = fresh.transform(z)
+    assert torch.allclose(phi, z) and torch.allclose(log_det, torch.zeros(3, dtype=z.dtype))
+    phi, log_det = make_flow(family, hyper).transform(z)
+    assert not torch.allclose(phi, z, atol=1e-3)
+    assert log_det.abs().max() > 1e-3
+
+
+@pytest.mark.parametrize(("family", "hyper"), CASES)
+def test_translation_equivariance(family, hyper):
+    # Checkerboard masks are invariant under shifts that keep x + y's parity.
+    flow = make_flow(family, hyper)
+    z = noise()
+    phi, log_det = flow.transform(z)
+    for shift in ((2, 0), (1, 1), (0, 2)):
+        shifted, log_det_s = flow.transform(z.roll(shift, (-2, -1)))
+        assert torch.allclose(shifted, phi.roll(shift, (-2, -1)), atol=1e-10)
+        assert torch.allclose(log_det_s, log_det, atol=1e-10)
+
+
+@pytest.mark.parametrize(("family", "hyper"), Z2_CASES)
+def test_z2_equivariance(family, hyper):
+    flow = make_flow(family, hyper)
+    z = noise()
+    phi, log_det = flow.transform(z)
+    phi_neg, log_det_neg = flow.transform(-z)
+    assert torch.allclose(phi_neg, -phi, atol=1e-10)
+    assert torch.allclose(log_det_neg, log_det, atol=1e-10)
+
+
+def test_realnvp_tutorial_size():
+    assert build_flow("realnvp", 8, {}).n_parameters() == 12_960
+
+
+def test_odd_lattice_rejected():
+    with pytest.raises(ValueError, match="even L"):
+        build_flow("realnvp", 5, {})
+
+
+def test_model_file_round_trip_and_errors(tmp_path):
+    flow = make_flow("realnvp", {"n_layers": 2, "hidden_channels": [4]}).float()
+    path = tmp_path / "model.pt"
+    save_model(path, flow, "realnvp", {"n_layers": 2, "hidden_channels": [4]}, train_seconds=1.0)
+    loaded, meta = load_model(path)
+    z = noise().float()
+    assert torch.allclose(loaded.transform(z)[0], flow.transform(z)[0])
+    assert meta["meta"]["train_seconds"] == 1.0
+    with pytest.raises(ModelFileError, match="does not exist"):
+        load_model(tmp_path / "missing.pt")
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"not a torch archive")
+    with pytest.raises(ModelFileError, match="bad.pt"):
+        load_model(bad)

@@ -1,0 +1,152 @@
+"""Figure builders of fieldflow.plots on small synthetic tables."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from matplotlib.figure import Figure
+
+from fieldflow import plots
+
+POINTS = [(8, -4.0, 8.0), (6, -4.0, 6.975)]
+OBSERVABLES = list(plots.OBSERVABLE_LABELS)
+
+
+def point_key(L: int, s: float, lam: float) -> str:
+    return f"L{L}_s{s:g}_lam{lam:g}"
+
+
+def samplers_table(samplers: list[str]) -> pd.DataFrame:
+    rng = np.random.default_rng(0)
+    rows = [
+        {
+            "L": L,
+            "s": s,
+            "lam": lam,
+            "sampler": name,
+            "acceptance": rng.uniform(0.2, 0.9),
+            "ess": math.nan if name == "hmc" else rng.uniform(0.05, 0.8),
+            "train_seconds": math.nan if name == "hmc" else 12.0,
+            "sample_seconds": 3.0,
+            "n_samples": 1000,
+        }
+        for L, s, lam in POINTS
+        for name in samplers
+    ]
+    return pd.DataFrame(rows)
+
+
+def observables_table(samplers: list[str], observables: list[str] = OBSERVABLES) -> pd.DataFrame:
+    rng = np.random.default_rng(1)
+    rows = []
+    for L, s, lam in POINTS:
+        for name in samplers:
+            for observable in observables:
+                derived = observable in ("binder", "correlation_length")
+                value = 0.75 if observable == "susceptibility" else rng.uniform(0.1, 2.0)
+                rows.append(
+                    {
+                        "L": L,
+                        "s": s,
+                        "lam": lam,
+                        "sampler": name,
+                        "observable": observable,
+                        "value": value,
+                        "error": 0.02,
+                        "tau_int": math.nan if derived else rng.uniform(0.5, 20.0),
+                        "tau_int_error": math.nan if derived else 0.3,
+                        "n_samples": 1000,
+                    }
+                )
+    # A missing estimate must be skipped, not break the panel.
+    rows[0]["value"] = math.nan
+    return pd.DataFrame(rows)
+
+
+def histories(flows: list[str]) -> dict[str, pd.DataFrame]:
+    step = np.arange(0, 200, 10)
+    return {
+        f"{flow} {point_key(*point)}": pd.DataFrame(
+            {
+                "step": step,
+                "seconds": 0.05 * step,
+                "loss": -50.0 + 40.0 * np.exp(-step / 50.0),
+                "ess": 1.0 - np.exp(-step / 80.0),
+            }
+        )
+        for flow in flows
+        for point in POINTS
+    }
+
+
+def ensembles(samplers: list[str]) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(2)
+    return {
+        f"{name} {point_key(L, s, lam)}": rng.normal(size=(4, L, L))
+        for name in samplers
+        for L, s, lam in POINTS
+    }
+
+
+def assert_saved(fig: Figure, stem: Path) -> None:
+    png, pdf = plots.save_figure(fig, stem)
+    assert png == stem.parent / f"{stem.name}.png"
+    assert png.stat().st_size > 5_000
+    assert pdf.stat().st_size > 2_000
+
+
+# Subsets of the observables keep the module fast: four still need two rows of panels,
+# binder and correlation_length have no tau_int, and one gives a single panel.
+@pytest.mark.parametrize(
+    ("samplers", "observables"),
+    [
+        (["hmc", "realnvp"], ["phi2", "susceptibility", "binder", "correlation_length"]),
+        (["hmc"], ["susceptibility"]),
+    ],
+    ids=["flow+hmc", "hmc"],
+)
+def test_figures_build_and_save(
+    samplers: list[str], observables: list[str], tmp_path: Path
+) -> None:
+    flows = [name for name in samplers if name != "hmc"]
+    observables = observables_table(samplers, observables)
+    figures = {
+        "training": plots.training_curves(histories(flows)),
+        "acceptance_ess": plots.acceptance_ess(samplers_table(samplers)),
+        "tau_int": plots.tau_int(observables),
+        "observables": plots.observables_comparison(observables, plots.load_anchors()),
+        "configurations": plots.configurations(ensembles(samplers), n=4),
+    }
+    for name, fig in figures.items():
+        assert_saved(fig, tmp_path / name)
+
+
+def test_single_point_and_dotted_stem(tmp_path: Path) -> None:
+    table = observables_table(["realnvp"], ["susceptibility"])
+    table = table[table["L"] == 8]
+    fig = plots.observables_comparison(table, plots.load_anchors())
+    assert_saved(fig, tmp_path / "L8_s-4_lam6.008")
+
+
+def test_anchor_drawn_on_its_panel() -> None:
+    fig = plots.observables_comparison(observables_table(["hmc"]), plots.load_anchors())
+    labels = [
+        text.get_text()
+        for ax in fig.axes
+        if ax.get_legend()
+        for text in ax.get_legend().get_texts()
+    ]
+    assert any(label.startswith("Albergo et al. 2021 (HMC)") for label in labels)
+
+
+def test_load_anchors_tutorial_point() -> None:
+    (anchor,) = plots.load_anchors()
+    assert anchor["observable"] == "susceptibility"
+    assert (anchor["L"], anchor["s"], anchor["lam"]) == (8, -4.0, 8.0)
+    assert anchor["value"] == pytest.approx(0.75)
+    assert anchor["error"] == pytest.approx(0.01)
+    assert anchor["label"] == "Albergo et al. 2021 (HMC)"

@@ -1,0 +1,66 @@
+import pytest
+import torch
+
+from fieldflow.flows import ModelFileError, build_flow
+from fieldflow.lattice import Point
+from fieldflow.training import TrainConfig, TrainingDiverged, train
+
+POINT = Point(4, -4.0, 8.0)
+HYPER = {"n_layers": 2, "hidden_channels": [4]}
+
+
+def fresh():
+    torch.manual_seed(0)
+    return build_flow("realnvp", 4, HYPER)
+
+
+def test_training_lowers_loss_and_records_history():
+    flow = fresh()
+    result = train(flow, POINT, TrainConfig(steps=120, ess_every=20, ess_samples=128), seed=0,
+                   progress=False)  # fmt: skip
+    assert result.steps == 120
+    steps = [row["step"] for row in result.history]
+    assert steps == list(range(20, 121, 20))
+    assert result.history[-1]["loss"] < result.history[0]["loss"]
+    assert all(0 < row["ess"] <= 1 for row in result.history)
+    assert [r["seconds"] for r in result.history] == sorted(r["seconds"] for r in result.history)
+
+
+def test_wall_clock_budget():
+    result = train(fresh(), POINT, TrainConfig(steps=None, max_seconds=0.5, ess_every=1000),
+                   seed=0, progress=False)  # fmt: skip
+    assert result.seconds >= 0.5 and result.steps >= 1
+    with pytest.raises(ValueError, match="budget"):
+        TrainConfig(steps=None, max_seconds=None)
+
+
+def test_resume_from_checkpoint_matches_uninterrupted_run(tmp_path):
+    settings = TrainConfig(steps=40, ess_every=20, ess_samples=64, checkpoint_every=20)
+    straight = fresh()
+    train(straight, POINT, settings, seed=3, progress=False)
+    ckpt = tmp_path / "ckpt.pt"
+    halted = fresh()
+    train(halted, POINT, TrainConfig(steps=20, ess_every=20, ess_samples=64,
+                                     checkpoint_every=20), seed=3, checkpoint=ckpt,
+          fingerprint="a", progress=False)  # fmt: skip
+    resumed = fresh()
+    result = train(resumed, POINT, settings, seed=3, checkpoint=ckpt, fingerprint="a",
+                   progress=False)  # fmt: skip
+    assert result.steps == 40 and [r["step"] for r in result.history] == [20, 40]
+    for a, b in zip(straight.parameters(), resumed.parameters(), strict=True):
+        assert torch.allclose(a, b)
+
+
+def test_corrupt_checkpoint_names_file(tmp_path):
+    ckpt = tmp_path / "broken.pt"
+    ckpt.write_bytes(b"\x00garbage")
+    with pytest.raises(ModelFileError, match="broken.pt"):
+        train(fresh(), POINT, TrainConfig(steps=2), seed=0, checkpoint=ckpt, progress=False)
+
+
+def test_non_finite_loss_is_recovered_then_reported():
+    flow = fresh()
+    # An enormous learning rate on a tiny lattice makes the loss overflow.
+    with pytest.raises(TrainingDiverged, match="non-finite"):
+        train(flow, POINT, TrainConfig(steps=300, lr=1e6, grad_clip=None, ess_every=1000,
+                                       max_recoveries=2), seed=0, progress=False)  # fmt: skip

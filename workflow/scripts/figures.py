@@ -1,0 +1,40 @@
+"""Snakemake script: the figures of the study as PNG and PDF (rule figures)."""
+
+# ruff: noqa: F821 - `snakemake` is injected by Snakemake's script directive.
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from fieldflow import plots
+from fieldflow.io import read_ensemble
+
+
+def label(path: str) -> str:
+    """``{sampler} {point}`` from results/<stage>/{sampler}/{point}.<ext>."""
+    return f"{Path(path).parent.name} {Path(path).stem}"
+
+
+def last_draws(path: str, n: int = 4) -> np.ndarray:
+    """The last ``n`` configurations of chain 0, shape (n, L, L), read without loading φ."""
+    return read_ensemble(path)["phi"].isel(chain=0, draw=slice(-n, None)).values
+
+
+logging.basicConfig(filename=snakemake.log[0], level=logging.INFO, force=True)
+observables = pd.read_csv(snakemake.input.observables)
+figures = {
+    "training": plots.training_curves(
+        {label(p): pd.read_csv(p) for p in snakemake.input.histories}
+    ),
+    "acceptance_ess": plots.acceptance_ess(pd.read_csv(snakemake.input.samplers)),
+    "tau_int": plots.tau_int(observables),
+    "observables": plots.observables_comparison(observables, plots.load_anchors()),
+    "configurations": plots.configurations(
+        {label(p): last_draws(p) for p in snakemake.input.ensembles}
+    ),
+}
+out = Path(snakemake.output[0]).parent
+for name, fig in figures.items():
+    logging.info("wrote %s and %s", *plots.save_figure(fig, out / name))
