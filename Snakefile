@@ -26,6 +26,13 @@ wildcard_constraints:
     sampler="|".join(SAMPLERS) or "NONE",
 
 
+# Cheap jobs stay on the submitting machine when an executor sends the rest to a cluster.
+localrules:
+    all,
+    tables,
+    figures,
+
+
 include: "workflow/rules/common.smk"
 include: "workflow/rules/flows.smk"
 include: "workflow/rules/hmc.smk"

@@ -73,3 +73,16 @@ def test_reproduces_exact_gaussian_theory():
         e = estimates[name]
         assert math.isfinite(e.error) and e.error > 0
         assert abs(e.value - exact) < 4 * e.error, (name, e, exact)
+
+
+def test_jitter_breaks_resonance_of_fixed_trajectories():
+    # At L = 4, s = 1 the modes with ω² = 2(s + 4) turn φ² almost exactly once per unit
+    # trajectory; a fixed length then decorrelates φ² slowly, a jittered one does not.
+    point = Point(4, 1.0, 0.0)
+    taus = {}
+    for jitter in (0.0, 0.5):
+        result = hmc(point, 16, 1500, 50, seed=0, jitter=jitter, progress=False)
+        taus[jitter] = analysis.gamma_estimate(ensemble_primaries(result.phi)["phi2"]).tau_int
+    assert taus[0.5] < 0.5 * taus[0.0]
+    with pytest.raises(ValueError, match="jitter"):
+        hmc(point, 1, 10, 1, seed=0, jitter=1.0)

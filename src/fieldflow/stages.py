@@ -136,10 +136,17 @@ def hmc_stage(
     p = _point(point)
     start = time.perf_counter()
     result = hmc(
-        p, settings["n_chains"], settings["n_trajectories"], settings["burn_in"], seed,
-        settings["trajectory_length"], settings["target_acceptance"], settings["integrator"],
+        p,
+        settings["n_chains"],
+        settings["n_trajectories"],
+        settings["burn_in"],
+        seed,
+        trajectory_length=settings["trajectory_length"],
+        target_acceptance=settings["target_acceptance"],
+        integrator=settings["integrator"],
+        jitter=settings.get("trajectory_jitter", 0.5),
         progress=progress,
-    )  # fmt: skip
+    )
     seconds = time.perf_counter() - start
     attrs = {
         "L": p.L, "s": p.s, "lam": p.lam, "sampler": "hmc", "seed": seed,

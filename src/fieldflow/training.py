@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import math
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -37,6 +38,7 @@ class TrainConfig:
     max_seconds: float | None = None
     batch_size: int = 64
     lr: float = 1e-3
+    lr_schedule: str = "cosine"
     ess_every: int = 100
     ess_samples: int = 1024
     checkpoint_every: int = 250
@@ -46,6 +48,24 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.steps is None and self.max_seconds is None:
             raise ValueError("training needs a budget: set steps, max_seconds, or both")
+        if self.lr_schedule not in ("constant", "cosine"):
+            raise ValueError(f"lr_schedule must be 'constant' or 'cosine', got {self.lr_schedule}")
+
+    def progress(self, step: int, seconds: float) -> float:
+        """Fraction of the budget used, in [0, 1]: the larger of steps and seconds."""
+        fractions = [0.0]
+        if self.steps is not None:
+            fractions.append(step / self.steps)
+        if self.max_seconds is not None:
+            fractions.append(seconds / self.max_seconds)
+        return min(1.0, max(fractions))
+
+    def lr_at(self, step: int, seconds: float) -> float:
+        """Learning rate: constant, or cosine-annealed from lr to lr/100 over the budget."""
+        if self.lr_schedule == "constant":
+            return self.lr
+        cosine = 0.5 * (1.0 + math.cos(math.pi * self.progress(step, seconds)))
+        return self.lr * (0.01 + 0.99 * cosine)
 
 
 @dataclass(frozen=True)
@@ -69,6 +89,7 @@ def flow_ess(flow: Flow, point: Point, n: int, generator: torch.Generator) -> fl
 
 
 def _state(flow, optimizer, generator, step, seconds, history, recoveries, fingerprint):
+    """Everything a resumed run needs to continue exactly where this one stopped."""
     return {
         "model": flow.state_dict(),
         "optimizer": optimizer.state_dict(),
@@ -156,9 +177,10 @@ def train(
                 )
             flow.load_state_dict(last_good[0])
             optimizer.load_state_dict(last_good[1])
-            for group in optimizer.param_groups:
-                group["lr"] *= 0.5
             continue
+        # Each recovery halves the learning rate for the rest of the run.
+        for group in optimizer.param_groups:
+            group["lr"] = config.lr_at(step, elapsed) * 0.5**recoveries
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if config.grad_clip is not None:

@@ -124,9 +124,18 @@ def hmc(
     trajectory_length: float = 1.0,
     target_acceptance: float = 0.8,
     integrator: str = "leapfrog",
+    jitter: float = 0.5,
     progress: bool = True,
 ) -> HMCResult:
-    """Run ``n_chains`` HMC chains in float64 from a cold start; keep n_trajectories each."""
+    """Run ``n_chains`` HMC chains in float64 from a cold start; keep n_trajectories each.
+
+    With ``jitter`` > 0 the number of steps of each trajectory is drawn uniformly from
+    [(1 − jitter) n, (1 + jitter) n], independently of the state (so detailed balance
+    holds), which breaks the near-periodic orbits that make modes with ω τ ≈ kπ decorrelate
+    slowly at a fixed trajectory length (Mackenzie 1989).
+    """
+    if not 0 <= jitter < 1:
+        raise ValueError(f"jitter must be in [0, 1), got {jitter}")
     if integrator not in INTEGRATORS:
         raise ValueError(f"unknown integrator {integrator!r}; known: {sorted(INTEGRATORS)}")
     generator = torch.Generator().manual_seed(seed)
@@ -148,8 +157,11 @@ def hmc(
     phis = np.empty((n_chains, n_trajectories, point.L, point.L), dtype=np.float32)
     actions = np.empty((n_chains, n_trajectories))
     accepted = np.empty((n_chains, n_trajectories), dtype=bool)
+    low = max(1, math.floor((1.0 - jitter) * n_steps))
+    high = max(low, math.ceil((1.0 + jitter) * n_steps))
+    lengths = torch.randint(low, high + 1, (n_trajectories,), generator=generator).tolist()
     for t in tqdm(range(n_trajectories), disable=not progress, desc="hmc", mininterval=10):
-        phi, s, accept = _trajectory(phi, point, step, eps, n_steps, generator)
+        phi, s, accept = _trajectory(phi, point, step, eps, lengths[t], generator)
         phis[:, t] = phi.numpy()
         actions[:, t] = s.numpy()
         accepted[:, t] = accept.numpy()
