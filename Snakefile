@@ -16,6 +16,7 @@ if not workflow.config_settings.configfiles:
 fieldflow.config.validate(config, workflow.source_path("workflow/schemas/config.schema.yaml"))
 
 POINTS = {p.key: p for p in fieldflow.config.points(config)}
+INIT_FROM = fieldflow.config.init_sources(config)
 FLOWS = list(config["flows"])
 SAMPLERS = FLOWS + (["hmc"] if config["hmc"]["enabled"] else [])
 USE_GPU = config["device"] == "cuda"

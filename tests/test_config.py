@@ -74,3 +74,35 @@ def test_job_seeds_distinct_and_stable(schema):
     config = check(GOOD, schema)
     a, b = job_seed(config, "train", "realnvp", "x"), job_seed(config, "hmc", "x")
     assert a != b and a == job_seed(config, "train", "realnvp", "x")
+
+
+@pytest.mark.parametrize("family", ["realnvp", "nsf"])
+def test_even_kernel_rejected(schema, family):
+    with pytest.raises(ConfigError, match=f"'{family}.kernel_size'"):
+        check({**GOOD, "flows": [family], family: {"kernel_size": 4}}, schema)
+
+
+def test_family_training_overrides(schema):
+    from fieldflow.config import flow_settings
+
+    config = check({**GOOD, "flows": ["realnvp", "cnf"], "cnf": {"training": {"lr": 0.01}}},
+                   schema)  # fmt: skip
+    hyper, training = flow_settings(config, "cnf")
+    assert "training" not in hyper and training["lr"] == 0.01
+    assert training["steps"] == config["training"]["steps"]
+    assert flow_settings(config, "realnvp")[1]["lr"] == config["training"]["lr"]
+    with pytest.raises(ConfigError, match="'cnf.training.lrr'"):
+        check({**GOOD, "flows": ["cnf"], "cnf": {"training": {"lrr": 0.01}}}, schema)
+
+
+def test_init_from(schema):
+    from fieldflow.config import init_sources
+
+    pts = [{"name": "E1", "L": 6, "s": -4.0, "lam": 6.975},
+           {"L": 12, "s": -4.0, "lam": 5.276, "init_from": "E1"}]  # fmt: skip
+    config = check({"points": pts}, schema)
+    assert init_sources(config) == {"L12_s-4_lam5.276": "L6_s-4_lam6.975"}
+    with pytest.raises(ConfigError, match=r"'points\[0\].init_from'.*not smaller"):
+        check({"points": [{**pts[0], "init_from": "L12_s-4_lam5.276"}, pts[1]]}, schema)
+    with pytest.raises(ConfigError, match="no point named 'E9'"):
+        check({"points": [pts[0], {**pts[1], "init_from": "E9"}]}, schema)

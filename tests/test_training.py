@@ -35,14 +35,18 @@ def test_wall_clock_budget():
 
 
 def test_resume_from_checkpoint_matches_uninterrupted_run(tmp_path):
-    settings = TrainConfig(steps=40, ess_every=20, ess_samples=64, checkpoint_every=20)
+    # The halted run stands in for a killed one: a constant rate makes its first 20 steps
+    # those of the full run (a schedule is a function of the budget, which differs here).
+    settings = TrainConfig(steps=40, ess_every=20, ess_samples=64, checkpoint_every=20,
+                           lr_schedule="constant")  # fmt: skip
     straight = fresh()
     train(straight, POINT, settings, seed=3, progress=False)
     ckpt = tmp_path / "ckpt.pt"
     halted = fresh()
-    train(halted, POINT, TrainConfig(steps=20, ess_every=20, ess_samples=64,
-                                     checkpoint_every=20), seed=3, checkpoint=ckpt,
-          fingerprint="a", progress=False)  # fmt: skip
+    first_half = TrainConfig(
+        steps=20, ess_every=20, ess_samples=64, checkpoint_every=20, lr_schedule="constant"
+    )
+    train(halted, POINT, first_half, seed=3, checkpoint=ckpt, fingerprint="a", progress=False)
     resumed = fresh()
     result = train(resumed, POINT, settings, seed=3, checkpoint=ckpt, fingerprint="a",
                    progress=False)  # fmt: skip

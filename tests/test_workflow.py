@@ -49,15 +49,15 @@ def test_smoke_study_end_to_end(root, tmp_path):
 
     obs = pd.read_csv(tmp_path / "results" / "tables" / "observables.csv")
     assert list(obs.columns) == OBS_COLUMNS
-    assert set(obs.sampler) == {"realnvp", "hmc"}
-    assert len(obs) == 2 * 2 * len(OBSERVABLES)
+    assert set(obs.sampler) == {"realnvp", "nsf", "cnf", "hmc"}
+    assert len(obs) == 3 * 4 * len(OBSERVABLES)
     assert set(obs.observable) == set(OBSERVABLES)
     assert (obs.error > 0).all() and (obs.tau_int >= 0.4).all() and (obs.n_samples > 0).all()
 
     samplers = pd.read_csv(tmp_path / "results" / "tables" / "samplers.csv")
     assert list(samplers.columns[: len(SAMPLER_COLUMNS)]) == SAMPLER_COLUMNS
-    assert len(samplers) == 4
-    flows, hmc = samplers[samplers.sampler == "realnvp"], samplers[samplers.sampler == "hmc"]
+    assert len(samplers) == 12
+    flows, hmc = samplers[samplers.sampler != "hmc"], samplers[samplers.sampler == "hmc"]
     assert flows.ess.between(0, 1).all() and (flows.train_seconds > 0).all()
     assert hmc.ess.isna().all() and hmc.train_seconds.isna().all()
     assert samplers.acceptance.between(0, 1).all()
@@ -72,6 +72,9 @@ def test_smoke_study_end_to_end(root, tmp_path):
     for name in ("training", "acceptance_ess", "tau_int", "observables", "configurations"):
         for ext in ("png", "pdf"):
             assert (tmp_path / "results" / "figures" / f"{name}.{ext}").stat().st_size > 1000
+
+    # The L = 6 flows started from the L = 4 ones (config init_from).
+    assert "initialised from" in (tmp_path / "logs/train/cnf/L6_s-4_lam6.975.log").read_text()
 
     # Nothing left to do, and a rerun is reproducible: same config, same ensembles.
     again = snakemake(root, tmp_path, "-n", "--configfile", str(config))

@@ -112,6 +112,8 @@ def _physics_problems(config: dict[str, Any], skip: set[int], broken: set) -> li
                 f"flows {checkerboard} need an even L"
             )
         point = point_from_entry(entry)
+        if "init_from" in entry:
+            problems += _init_problems(i, entry, point, config["points"])
         if point.lam < 0:
             problems.append(f"config key 'points[{i}]': lam={point.lam:g} < 0, S unbounded")
         if point.lam == 0 and point.s <= 0:
@@ -123,12 +125,38 @@ def _physics_problems(config: dict[str, Any], skip: set[int], broken: set) -> li
         keys[point.key] = i
     training = config.get("training")
     if isinstance(training, dict) and ("training",) not in broken:
+        for family in flows if isinstance(flows, list) else []:
+            section = config.get(family)
+            if not isinstance(section, dict) or (family,) in broken:
+                continue
+            merged = {**training, **(section.get("training") or {})}
+            if merged.get("steps") is None and merged.get("max_seconds") is None:
+                problems.append(f"config key '{family}.training': set steps, max_seconds or both")
         if training.get("steps") is None and training.get("max_seconds") is None:
             problems.append("config key 'training': set steps, max_seconds or both")
-    kernel = config.get("realnvp", {}).get("kernel_size", 3) if ("realnvp",) not in broken else 3
-    if isinstance(kernel, int) and kernel % 2 == 0:
-        problems.append("config key 'realnvp.kernel_size': must be odd for 'same' padding")
+    for family in sorted(CHECKERBOARD_FAMILIES):
+        section = config.get(family) if (family,) not in broken else None
+        kernel = section.get("kernel_size", 3) if isinstance(section, dict) else 3
+        if isinstance(kernel, int) and kernel % 2 == 0:
+            problems.append(f"config key '{family}.kernel_size': must be odd for 'same' padding")
     return problems
+
+
+def _init_problems(i: int, entry: dict, point: Point, entries: list[dict]) -> list[str]:
+    """``init_from`` must name another point, by name or key, on a smaller lattice."""
+    for other in entries:
+        try:
+            candidate = point_from_entry(other)
+        except (KeyError, TypeError, ValueError):
+            continue
+        if entry["init_from"] in (candidate.name, candidate.key) and candidate != point:
+            if candidate.L >= point.L:
+                return [
+                    f"config key 'points[{i}].init_from': {entry['init_from']} has "
+                    f"L={candidate.L}, not smaller than L={point.L}"
+                ]
+            return []
+    return [f"config key 'points[{i}].init_from': no point named {entry['init_from']!r}"]
 
 
 def point_from_entry(entry: dict[str, Any]) -> Point:
@@ -159,3 +187,27 @@ def job_seed(config: dict[str, Any], *parts: str) -> int:
     import zlib
 
     return (config["seed"] * 1_000_003 + zlib.crc32("/".join(parts).encode())) % 2**31
+
+
+def flow_settings(config: dict[str, Any], family: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(hyperparameters, training settings) of one flow family.
+
+    A family's own ``training`` section overrides the top-level ``training`` key by key.
+    """
+    section = dict(config.get(family, {}))
+    override = section.pop("training", {}) or {}
+    return section, {**config["training"], **override}
+
+
+def init_sources(config: dict[str, Any]) -> dict[str, str]:
+    """Point key → key of the point whose trained flow initialises it (``init_from``)."""
+    by_label = {}
+    for point in points(config):
+        by_label[point.key] = point.key
+        if point.name:
+            by_label[point.name] = point.key
+    sources = {}
+    for entry, point in zip(config["points"], points(config), strict=True):
+        if "init_from" in entry:
+            sources[point.key] = by_label[entry["init_from"]]
+    return sources

@@ -18,7 +18,7 @@ import pandas as pd
 import torch
 
 from fieldflow import analysis, io, lattice
-from fieldflow.flows import build_flow, load_model, save_model
+from fieldflow.flows import build_flow, load_model, save_model, transfer
 from fieldflow.lattice import Point
 from fieldflow.mcmc import flow_proposals, hmc, independence_metropolis
 from fieldflow.training import config_from_dict, train
@@ -59,15 +59,29 @@ def train_stage(
     model_path: str | Path,
     history_path: str | Path,
     checkpoint: str | Path | None = None,
+    init_model: str | Path | None = None,
     progress: bool = True,
 ) -> None:
-    """Train one flow at one point; write the model and its history CSV."""
+    """Train one flow at one point; write the model and its history CSV.
+
+    With ``init_model``, start from a flow of the same family trained at a smaller L
+    (:func:`fieldflow.flows.transfer`) instead of the identity.
+    """
     p = _point(point)
     torch.manual_seed(seed)
-    flow = build_flow(family, p.L, hyperparameters).to(resolve_device(device))
+    flow = build_flow(family, p.L, hyperparameters)
+    if init_model is not None:
+        source, meta = load_model(init_model)
+        if meta["family"] != family:
+            raise ValueError(f"{init_model} holds a {meta['family']} flow, not {family}")
+        flow = transfer(source, family, p.L, hyperparameters)
+        log.info("initialised from %s (L=%d)", init_model, source.L)
+    flow = flow.to(resolve_device(device))
     settings = config_from_dict(training)
     fingerprint = hashlib.sha256(
-        json.dumps([point, family, hyperparameters, training, seed], sort_keys=True).encode()
+        json.dumps(
+            [point, family, hyperparameters, training, seed, str(init_model)], sort_keys=True
+        ).encode()
     ).hexdigest()
     result = train(flow, p, settings, seed, checkpoint, fingerprint, progress=progress)
     history = pd.DataFrame(result.history, columns=["step", "seconds", "loss", "ess"])

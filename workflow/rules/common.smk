@@ -11,3 +11,11 @@ def point_params(wildcards):
 
 def ensembles(wildcards=None):
     return expand("results/ensembles/{sampler}/{point}.zarr", sampler=SAMPLERS, point=POINTS)
+
+
+def init_model(wildcards):
+    """The smaller-lattice model a point's flow starts from (config `init_from`), if any."""
+    source = INIT_FROM.get(wildcards.point)
+    if source is None:
+        return {}
+    return {"init": f"results/models/{wildcards.flow}/{source}.pt"}

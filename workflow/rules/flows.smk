@@ -2,6 +2,8 @@
 
 
 rule train:
+    input:
+        unpack(init_model),
     output:
         model="results/models/{flow}/{point}.pt",
         history="results/training/{flow}/{point}.csv",
@@ -11,8 +13,8 @@ rule train:
         "results/benchmarks/train/{flow}/{point}.tsv"
     params:
         point=point_params,
-        hyperparameters=lambda w: config[w.flow],
-        training=config["training"],
+        hyperparameters=lambda w: fieldflow.config.flow_settings(config, w.flow)[0],
+        training=lambda w: fieldflow.config.flow_settings(config, w.flow)[1],
         device=config["device"],
         seed=lambda w: fieldflow.config.job_seed(config, "train", w.flow, w.point),
         checkpoint="results/checkpoints/{flow}/{point}.pt",

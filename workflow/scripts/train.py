@@ -16,4 +16,5 @@ train_stage(
     model_path=snakemake.output.model,
     history_path=snakemake.output.history,
     checkpoint=snakemake.params.checkpoint,
+    init_model=snakemake.input.get("init"),
 )

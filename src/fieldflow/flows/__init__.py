@@ -9,10 +9,16 @@ from typing import Any
 import torch
 
 from fieldflow.flows.base import Bijection, Flow, normal_log_prob
+from fieldflow.flows.cnf import build_cnf, transfer_cnf
+from fieldflow.flows.nsf import build_nsf
 from fieldflow.flows.realnvp import build_realnvp
 
 #: Flow families by their sampler name in every table.
-FAMILIES: dict[str, Callable[..., Flow]] = {"realnvp": build_realnvp}
+FAMILIES: dict[str, Callable[..., Flow]] = {
+    "realnvp": build_realnvp,
+    "nsf": build_nsf,
+    "cnf": build_cnf,
+}
 
 __all__ = [
     "FAMILIES",
@@ -23,6 +29,7 @@ __all__ = [
     "load_model",
     "normal_log_prob",
     "save_model",
+    "transfer",
 ]
 
 
@@ -35,6 +42,26 @@ def build_flow(family: str, L: int, hyperparameters: dict[str, Any]) -> Flow:
     if family not in FAMILIES:
         raise ValueError(f"unknown flow family {family!r}; known: {sorted(FAMILIES)}")
     return FAMILIES[family](L, **hyperparameters)
+
+
+def transfer(flow: Flow, family: str, L_new: int, hyperparameters: dict[str, Any]) -> Flow:
+    """A flow for an L_new × L_new lattice initialised from one trained at a smaller L.
+
+    Coupling flows' convolutions do not depend on L, so their parameters carry over as
+    they are (the masks are rebuilt for L_new); the cnf's kernel is padded with zeros.
+    """
+    if L_new < flow.L:
+        raise ValueError(f"transfer goes to a larger lattice, got L={flow.L} -> {L_new}")
+    if family == "cnf":
+        return transfer_cnf(flow, L_new)
+    ref = next(flow.parameters())
+    target = build_flow(family, L_new, hyperparameters).to(dtype=ref.dtype, device=ref.device)
+    parameters = dict(flow.named_parameters())
+    missing = set(dict(target.named_parameters())) - set(parameters)
+    if missing:
+        raise ValueError(f"cannot transfer {family}: hyperparameters differ ({sorted(missing)})")
+    target.load_state_dict({k: v.detach() for k, v in parameters.items()}, strict=False)
+    return target
 
 
 def save_model(path: str | Path, flow: Flow, family: str, hyperparameters: dict, **meta) -> None:

@@ -1,0 +1,146 @@
+"""The continuous flow: symmetries, exact divergence, integrator order, transfer, training."""
+
+import pytest
+import torch
+
+from fieldflow.flows import build_flow
+from fieldflow.flows.cnf import EquivariantVectorField, build_cnf, transfer_cnf
+from fieldflow.lattice import Point, action
+from fieldflow.training import TrainConfig, train
+
+SMALL = {"n_features": 3, "n_time_basis": 3, "kernel_radius": 1}
+
+
+def randomise(module, seed=1, scale=0.3):
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in module.parameters():
+            p.copy_(scale * torch.randn(p.shape, generator=g, dtype=p.dtype))
+    return module
+
+
+def random_flow(L, seed=1, **hyper):
+    return randomise(build_cnf(L, **hyper).double(), seed)
+
+
+def noise(L, batch=3, seed=2):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn((batch, L, L), generator=g, dtype=torch.float64)
+
+
+SYMMETRIES = {
+    "translate_x": lambda phi: phi.roll(1, -2),
+    "translate_y": lambda phi: phi.roll(1, -1),
+    "rotate": lambda phi: phi.rot90(1, (-2, -1)),
+    "reflect": lambda phi: phi.flip(-1),
+    "transpose": lambda phi: phi.transpose(-2, -1),
+    "negate": lambda phi: -phi,
+}
+
+
+@pytest.mark.parametrize("L", [4, 5])
+@pytest.mark.parametrize("symmetry", SYMMETRIES)
+def test_flow_is_equivariant(L, symmetry):
+    g = SYMMETRIES[symmetry]
+    flow = random_flow(L, n_steps=6)
+    z = noise(L)
+    phi, log_det = flow.transform(z)
+    phi_g, log_det_g = flow.transform(g(z))
+    assert torch.allclose(phi_g, g(phi), atol=1e-12)
+    assert torch.allclose(log_det_g, log_det, atol=1e-12)
+    assert not torch.allclose(phi, z, atol=1e-3)
+
+
+def test_divergence_is_trace_of_autograd_jacobian():
+    L = 4
+    field = randomise(EquivariantVectorField(L, 4, None, 3).double())
+    phi = noise(L, batch=1)[0]
+    t = torch.tensor(0.37, dtype=torch.float64)
+    _, div = field(phi[None], t)
+    jac = torch.autograd.functional.jacobian(
+        lambda x: field(x.reshape(1, L, L), t)[0].reshape(-1), phi.reshape(-1)
+    )
+    assert div.item() == pytest.approx(jac.trace().item(), abs=1e-12)
+
+
+def test_rk4_is_fourth_order():
+    L = 4
+    z = noise(L)
+    exact = random_flow(L, n_steps=320, **SMALL).transform(z)
+    errors = []
+    for n in (20, 40, 80):
+        phi, log_det = random_flow(L, n_steps=n, **SMALL).transform(z)
+        errors.append(torch.stack([(phi - exact[0]).norm(), (log_det - exact[1]).norm()]))
+    # Doubling the steps divides the error by 2^order; the log-det is slower to settle.
+    orders = [
+        torch.log2(coarse / fine) for coarse, fine in zip(errors[:-1], errors[1:], strict=True)
+    ]
+    assert all((order > 3.0).all() for order in orders)
+    assert ((orders[-1] > 3.5) & (orders[-1] < 4.5)).all()
+
+
+def test_dopri5_agrees_with_rk4():
+    L = 4
+    z = noise(L)
+    rk4 = random_flow(L, n_steps=60, **SMALL)
+    dopri5 = random_flow(L, solver="dopri5", rtol=1e-9, atol=1e-11, **SMALL)
+    phi, log_det = rk4.transform(z)
+    phi_d, log_det_d = dopri5.transform(z)
+    assert torch.allclose(phi_d, phi, atol=1e-6)
+    assert torch.allclose(log_det_d, log_det, atol=1e-6)
+    z_back, log_det_inv = dopri5.inverse(phi_d)
+    assert torch.allclose(z_back, z, atol=1e-6)
+    assert torch.allclose(log_det_inv, -log_det_d, atol=1e-6)
+
+
+@pytest.mark.parametrize(("L", "L_new", "radius"), [(4, 8, None), (5, 8, None), (4, 7, 1)])
+def test_transfer_keeps_the_kernel_and_pads_it_with_zeros(L, L_new, radius):
+    small = random_flow(L, n_features=3, n_time_basis=3, kernel_radius=radius, n_steps=40)
+    large = transfer_cnf(small, L_new)
+    assert (
+        large.L == L_new and large.layers[0].hyperparameters() == small.layers[0].hyperparameters()
+    )
+    t = torch.tensor([0.0, 0.3, 1.0], dtype=torch.float64)
+    w, w_new = small.layers[0].field.kernel(t), large.layers[0].field.kernel(t)
+    reach = L // 2  # minimal-image displacements present at L
+    for dx in range(-(L_new // 2), L_new // 2 + 1):
+        for dy in range(-(L_new // 2), L_new // 2 + 1):
+            value = w_new[..., dx % L_new, dy % L_new]
+            if max(abs(dx), abs(dy)) <= reach:
+                assert torch.equal(value, w[..., dx % L, dy % L]), (dx, dy)
+            else:
+                assert not value.any(), (dx, dy)
+    z = noise(L_new)
+    phi, log_det = large.transform(z)
+    z_back, log_det_inv = large.inverse(phi)
+    assert not torch.allclose(phi, z, atol=1e-3)
+    assert torch.allclose(z_back, z, atol=1e-5)
+    assert torch.allclose(log_det_inv, -log_det, atol=1e-5)
+    with pytest.raises(ValueError, match="larger"):
+        transfer_cnf(large, L)
+
+
+def test_defaults_and_errors():
+    assert build_flow("cnf", 8, {}).n_parameters() == 545
+    assert build_cnf(8, kernel_radius=1).n_parameters() == 6 * 6 * 3 + 5
+    with pytest.raises(ValueError, match="solver"):
+        build_cnf(4, solver="euler")
+    with pytest.raises(ValueError, match="L >= 2"):
+        build_cnf(1)
+
+
+def test_training_lowers_the_loss():
+    point = Point(4, -4.0, 8.0)
+    torch.manual_seed(0)
+    flow = build_cnf(point.L, n_steps=4)  # few steps: this test is about training
+
+    @torch.no_grad()
+    def loss():
+        phi, log_q = flow.sample(1024, generator=torch.Generator().manual_seed(9))
+        return (log_q + action(phi, point.s, point.lam)).mean().item()
+
+    before = loss()
+    config = TrainConfig(steps=100, ess_every=50, ess_samples=128)
+    result = train(flow, point, config, seed=0, progress=False)
+    assert result.steps == 100 and [row["step"] for row in result.history] == [50, 100]
+    assert loss() < before - 0.5
