@@ -13,16 +13,19 @@ from __future__ import annotations
 
 import argparse
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
 
+from fieldflow import config
 from fieldflow.analysis import ess
 from fieldflow.flows import FAMILIES, build_flow
 from fieldflow.lattice import Point, action
 from fieldflow.mcmc import flow_proposals, independence_metropolis
-from fieldflow.training import TrainConfig, train
+from fieldflow.training import config_from_dict, train
 
+SCHEMA = Path(__file__).resolve().parents[1] / "workflow" / "schemas" / "config.schema.yaml"
 POINTS = {"E1": Point(6, -4.0, 6.975, "E1"), "E4": Point(12, -4.0, 5.276, "E4")}
 
 
@@ -41,13 +44,19 @@ def throughput(flow, n_batches: int = 5, batch: int = 1024) -> float:
     return n_batches * batch / (time.perf_counter() - start)
 
 
+def settings(family: str) -> tuple[dict, dict]:
+    """The family's default hyperparameters and training settings, as a study gets them."""
+    study = config.validate({"points": [{"L": 6, "s": -4.0, "lam": 6.975}], "flows": [family]},
+                            SCHEMA)  # fmt: skip
+    return config.flow_settings(study, family)
+
+
 def run(family: str, point: Point, seconds: float, seed: int, device: torch.device) -> dict:
     torch.manual_seed(seed)
-    flow = build_flow(family, point.L, {}).to(device)
-    result = train(
-        flow, point, TrainConfig(steps=None, max_seconds=seconds, ess_every=10**9), seed,
-        progress=False,
-    )  # fmt: skip
+    hyperparameters, training = settings(family)
+    flow = build_flow(family, point.L, hyperparameters).to(device)
+    budget = {**training, "steps": None, "max_seconds": seconds, "ess_every": 10**9}
+    result = train(flow, point, config_from_dict(budget), seed, progress=False)
     rate = throughput(flow.eval())
     flow64 = flow.double()
     generator = torch.Generator(device=device).manual_seed(seed + 1)

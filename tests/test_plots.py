@@ -150,3 +150,16 @@ def test_load_anchors_tutorial_point() -> None:
     assert anchor["value"] == pytest.approx(0.75)
     assert anchor["error"] == pytest.approx(0.01)
     assert anchor["label"] == "Albergo et al. 2021 (HMC)"
+
+
+@pytest.mark.parametrize("samplers", [["realnvp", "nsf", "cnf", "hmc"], ["hmc"]])
+def test_family_figures(tmp_path, samplers):
+    history = pd.DataFrame({"step": [10, 20], "seconds": [1.0, 2.0], "loss": [1.0, 0.5],
+                            "ess": [0.1, 0.4]})  # fmt: skip
+    histories = {f"{s} L8_s-4_lam8": history for s in samplers if s != "hmc"}
+    for name, fig in {
+        "families_vs_L": plots.families_vs_L(samplers_table(samplers)),
+        "ess_vs_seconds": plots.ess_vs_seconds(histories, "L8_s-4_lam8"),
+    }.items():
+        png, pdf = plots.save_figure(fig, tmp_path / name)
+        assert png.stat().st_size > 5000 and pdf.stat().st_size > 1000

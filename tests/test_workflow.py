@@ -69,7 +69,12 @@ def test_smoke_study_end_to_end(root, tmp_path):
     for key in ("L", "s", "lam", "sampler", "seed", "versions"):
         assert key in ds.attrs
 
-    for name in ("training", "acceptance_ess", "tau_int", "observables", "configurations"):
+    parameters = pd.read_csv(tmp_path / "results" / "tables" / "parameters.csv")
+    assert set(parameters.sampler) == {"realnvp", "nsf", "cnf"}
+    assert (parameters.parameters > 0).all()
+    figures = ("training", "acceptance_ess", "tau_int", "observables", "configurations",
+               "families_vs_L", "ess_vs_seconds")  # fmt: skip
+    for name in figures:
         for ext in ("png", "pdf"):
             assert (tmp_path / "results" / "figures" / f"{name}.{ext}").stat().st_size > 1000
 

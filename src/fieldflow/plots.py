@@ -154,6 +154,59 @@ def acceptance_ess(samplers: pd.DataFrame) -> Figure:
     return fig
 
 
+def families_vs_L(samplers: pd.DataFrame) -> Figure:
+    """ESS and Metropolis acceptance of every flow family against the lattice size L.
+
+    Args:
+        samplers: the samplers table; HMC rows (no ESS) are left out.
+    Returns:
+        Two panels, one line per family; points that share an L are all drawn.
+    """
+    fig = Figure(figsize=(10, 4), layout="constrained")
+    ax_ess, ax_acc = fig.subplots(1, 2, squeeze=True)
+    fig.suptitle("Flow quality against lattice size")
+    flows = samplers[samplers["sampler"] != "hmc"]
+    for ax, column, label in ((ax_ess, "ess", "ESS per sample"),
+                              (ax_acc, "acceptance", "Metropolis acceptance")):  # fmt: skip
+        ax.set_xlabel("L")
+        ax.set_ylabel(label)
+        ax.set_ylim(0.0, 1.05)
+        ax.grid(alpha=0.3)
+        if flows.empty:
+            _note(ax, "no flows in this study")
+            continue
+        for sampler in _samplers(flows):
+            rows = flows[flows["sampler"] == sampler].sort_values("L")
+            ax.plot(rows["L"], rows[column], label=sampler, **_style(sampler))
+        ax.set_xticks(sorted(flows["L"].unique()))
+    if not flows.empty:
+        ax_ess.legend()
+    return fig
+
+
+def ess_vs_seconds(histories: dict[str, pd.DataFrame], title: str) -> Figure:
+    """ESS during training against wall-clock seconds, one line per flow family.
+
+    Args:
+        histories: training history (step, seconds, loss, ess) per family label.
+        title: what the curves share, e.g. the point.
+    """
+    fig = Figure(figsize=(6, 4), layout="constrained")
+    ax = fig.subplots()
+    ax.set_title(f"ESS against training time, {title}")
+    ax.set_xlabel("training wall-clock time (seconds)")
+    ax.set_ylabel("ESS per sample")
+    ax.set_ylim(0.0, 1.05)
+    ax.grid(alpha=0.3)
+    if not histories:
+        _note(ax, "no flows in this study")
+        return fig
+    for label, history in histories.items():
+        ax.plot(history["seconds"], history["ess"], label=label, **_style(label.split()[0]))
+    ax.legend()
+    return fig
+
+
 def tau_int(observables: pd.DataFrame) -> Figure:
     """Integrated autocorrelation time of every observable, per point and sampler.
 

@@ -217,8 +217,12 @@ def tables_stage(
     ensemble_paths: list[str | Path],
     observables_path: str | Path,
     samplers_path: str | Path,
+    parameters_path: str | Path | None = None,
 ) -> None:
-    """Gather per-ensemble results into results/tables/{observables,samplers}.csv."""
+    """Gather per-ensemble results into results/tables/{observables,samplers}.csv.
+
+    With ``parameters_path``, also write each flow's parameter count per lattice size.
+    """
     frames = [pd.read_csv(path) for path in observable_tables]
     observables = pd.concat(frames, ignore_index=True)[OBSERVABLE_COLUMNS]
     rows = []
@@ -232,6 +236,10 @@ def tables_stage(
     for frame, path in ((observables, observables_path), (samplers, samplers_path)):
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         frame.sort_values(["L", "s", "lam", "sampler"], kind="stable").to_csv(path, index=False)
+    if parameters_path is not None:
+        flows = samplers[samplers["sampler"] != "hmc"][["sampler", "L", "parameters"]]
+        flows = flows.drop_duplicates().sort_values(["sampler", "L"])
+        flows.astype({"parameters": int}).to_csv(parameters_path, index=False)
 
 
 def log_to(path: str | Path) -> None:

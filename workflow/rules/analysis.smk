@@ -24,6 +24,7 @@ rule tables:
     output:
         observables="results/tables/observables.csv",
         samplers="results/tables/samplers.csv",
+        parameters="results/tables/parameters.csv",
     log:
         "logs/tables.log",
     conda:

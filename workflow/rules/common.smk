@@ -1,6 +1,14 @@
 # Paths and parameters shared by the rules.
 
-FIGURE_NAMES = ["training", "acceptance_ess", "tau_int", "observables", "configurations"]
+FIGURE_NAMES = [
+    "training",
+    "acceptance_ess",
+    "tau_int",
+    "observables",
+    "configurations",
+    "families_vs_L",
+    "ess_vs_seconds",
+]
 FIGURES = expand("results/figures/{name}.{ext}", name=FIGURE_NAMES, ext=["png", "pdf"])
 
 

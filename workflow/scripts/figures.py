@@ -24,15 +24,22 @@ def last_draws(path: str, n: int = 4) -> np.ndarray:
 
 logging.basicConfig(filename=snakemake.log[0], level=logging.INFO, force=True)
 observables = pd.read_csv(snakemake.input.observables)
+samplers = pd.read_csv(snakemake.input.samplers)
+histories = {label(p): pd.read_csv(p) for p in snakemake.input.histories}
+# ESS against seconds of every family at the study's largest lattice.
+largest = max((Path(p).stem for p in snakemake.input.histories), default=None,
+              key=lambda key: int(key[1:].split("_")[0]))  # fmt: skip
 figures = {
-    "training": plots.training_curves(
-        {label(p): pd.read_csv(p) for p in snakemake.input.histories}
-    ),
-    "acceptance_ess": plots.acceptance_ess(pd.read_csv(snakemake.input.samplers)),
+    "training": plots.training_curves(histories),
+    "acceptance_ess": plots.acceptance_ess(samplers),
     "tau_int": plots.tau_int(observables),
     "observables": plots.observables_comparison(observables, plots.load_anchors()),
     "configurations": plots.configurations(
         {label(p): last_draws(p) for p in snakemake.input.ensembles}
+    ),
+    "families_vs_L": plots.families_vs_L(samplers),
+    "ess_vs_seconds": plots.ess_vs_seconds(
+        {k: v for k, v in histories.items() if k.split()[1] == largest}, str(largest)
     ),
 }
 out = Path(snakemake.output[0]).parent

@@ -8,4 +8,5 @@ tables_stage(
     ensemble_paths=list(snakemake.input.ensembles),
     observables_path=snakemake.output.observables,
     samplers_path=snakemake.output.samplers,
+    parameters_path=snakemake.output.parameters,
 )
