@@ -175,9 +175,12 @@ def families_vs_L(samplers: pd.DataFrame) -> Figure:
         if flows.empty:
             _note(ax, "no flows in this study")
             continue
-        for sampler in _samplers(flows):
+        names = _samplers(flows)
+        # Markers only, nudged apart per family: several points may share an L.
+        for sampler, dx in zip(names, _offsets(len(names), width=0.3), strict=True):
             rows = flows[flows["sampler"] == sampler].sort_values("L")
-            ax.plot(rows["L"], rows[column], label=sampler, **_style(sampler))
+            ax.plot(rows["L"] + dx, rows[column], linestyle="none", label=sampler,
+                    **_style(sampler))  # fmt: skip
         ax.set_xticks(sorted(flows["L"].unique()))
     if not flows.empty:
         ax_ess.legend()
