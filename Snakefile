@@ -32,6 +32,7 @@ localrules:
     all,
     tables,
     figures,
+    transfer,
 
 
 include: "workflow/rules/common.smk"

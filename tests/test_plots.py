@@ -163,3 +163,13 @@ def test_family_figures(tmp_path, samplers):
     }.items():
         png, pdf = plots.save_figure(fig, tmp_path / name)
         assert png.stat().st_size > 5000 and pdf.stat().st_size > 1000
+
+
+@pytest.mark.parametrize("families", [["realnvp", "cnf"], []])
+def test_transfer_figure(tmp_path, families):
+    history = pd.DataFrame({"step": [10, 20], "seconds": [1.0, 2.0], "loss": [1.0, 0.5],
+                            "ess": [0.1, 0.4]})  # fmt: skip
+    runs = [{"flow": f, "label": "E4", "transferred": history, "scratch": history * 0.5,
+             "source_seconds": 3.0, "target_ess": 0.2} for f in families]  # fmt: skip
+    png, pdf = plots.save_figure(plots.transfer_curves(runs), tmp_path / "transfer")
+    assert png.stat().st_size > 5000 and pdf.stat().st_size > 1000

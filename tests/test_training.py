@@ -68,3 +68,24 @@ def test_non_finite_loss_is_recovered_then_reported():
     with pytest.raises(TrainingDiverged, match="non-finite"):
         train(flow, POINT, TrainConfig(steps=300, lr=1e6, grad_clip=None, ess_every=1000,
                                        max_recoveries=2), seed=0, progress=False)  # fmt: skip
+
+
+def test_transfer_saving_times_both_runs_to_the_same_target():
+    import math
+
+    import pandas as pd
+
+    from fieldflow.training import transfer_saving
+
+    def history(seconds, ess):
+        return pd.DataFrame({"step": range(len(ess)), "seconds": seconds, "loss": 0.0,
+                             "ess": ess})  # fmt: skip
+
+    scratch = history([10, 20, 30, 40, 50], [0.1, 0.2, 0.4, 0.5, 0.6])
+    transferred = history([10, 20, 30, 40, 50], [0.3, 0.45, 0.6, 0.7, 0.7])
+    saving = transfer_saving(transferred, scratch, fraction=0.8)
+    assert saving["target_ess"] == pytest.approx(0.8 * 0.5)  # 0.8 × mean of the last three
+    assert saving["seconds_scratch"] == 30 and saving["seconds_transfer"] == 20
+    assert saving["final_ess_transfer"] == pytest.approx(2.0 / 3.0)
+    never = transfer_saving(history([10, 20], [0.01, 0.02]), scratch)
+    assert math.isnan(never["seconds_transfer"])

@@ -73,13 +73,19 @@ def test_smoke_study_end_to_end(root, tmp_path):
     assert set(parameters.sampler) == {"realnvp", "nsf", "cnf"}
     assert (parameters.parameters > 0).all()
     figures = ("training", "acceptance_ess", "tau_int", "observables", "configurations",
-               "families_vs_L", "ess_vs_seconds")  # fmt: skip
+               "families_vs_L", "ess_vs_seconds", "transfer")  # fmt: skip
     for name in figures:
         for ext in ("png", "pdf"):
             assert (tmp_path / "results" / "figures" / f"{name}.{ext}").stat().st_size > 1000
 
     # The L = 6 flows started from the L = 4 ones (config init_from).
     assert "initialised from" in (tmp_path / "logs/train/cnf/L6_s-4_lam6.975.log").read_text()
+    # ... and were also trained from scratch (transfer_baseline) to time the saving.
+    transfer = pd.read_csv(tmp_path / "results" / "tables" / "transfer.csv")
+    assert set(transfer.flow) == {"realnvp", "nsf", "cnf"}
+    assert (transfer.L == 6).all() and (transfer.source_L == 4).all()
+    assert (transfer.source_train_seconds > 0).all() and transfer.target_ess.between(0, 1).all()
+    assert not list((tmp_path / "results" / "models").glob("*/*.scratch.pt"))  # temp()
 
     # Nothing left to do, and a rerun is reproducible: same config, same ensembles.
     again = snakemake(root, tmp_path, "-n", "--configfile", str(config))

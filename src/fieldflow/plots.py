@@ -210,6 +210,41 @@ def ess_vs_seconds(histories: dict[str, pd.DataFrame], title: str) -> Figure:
     return fig
 
 
+def transfer_curves(runs: list[dict[str, Any]]) -> Figure:
+    """ESS against training seconds with and without ``init_from``, one panel per family.
+
+    Args:
+        runs: one dict per (flow, transferred point): ``flow``, ``label`` (the point),
+            ``transferred`` and ``scratch`` training histories, ``source_seconds`` (the
+            smaller lattice's training time) and ``target_ess`` (the level both are timed to).
+    """
+    flows = list(dict.fromkeys(run["flow"] for run in runs)) or ["none"]
+    fig = Figure(figsize=(4.5 * len(flows), 4), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(1, len(flows), sharey=True))
+    fig.suptitle("Transfer from a smaller lattice: ESS against training time")
+    for ax, flow in zip(axes, flows, strict=True):
+        ax.set_title(flow)
+        ax.set_xlabel("training wall-clock time (seconds)")
+        ax.set_ylim(0.0, 1.05)
+        ax.grid(alpha=0.3)
+        mine = [run for run in runs if run["flow"] == flow]
+        if not mine:
+            _note(ax, "no point has init_from and a scratch baseline")
+        for i, run in enumerate(mine):
+            color = f"C{i % 10}"
+            t, s = run["transferred"], run["scratch"]
+            ax.plot(s["seconds"], s["ess"], color=color, linestyle="--",
+                    label=f"{run['label']}: from scratch")  # fmt: skip
+            ax.plot(t["seconds"], t["ess"], color=color, label=f"{run['label']}: transferred")
+            ax.plot(t["seconds"] + run["source_seconds"], t["ess"], color=color, linestyle=":",
+                    label="  + source training")  # fmt: skip
+            ax.axhline(run["target_ess"], color=color, linewidth=0.8, alpha=0.5)
+        if mine:
+            ax.legend(fontsize="small")
+    axes[0].set_ylabel("ESS per sample (1024 fresh samples)")
+    return fig
+
+
 def tau_int(observables: pd.DataFrame) -> Figure:
     """Integrated autocorrelation time of every observable, per point and sampler.
 

@@ -21,7 +21,7 @@ from fieldflow import analysis, io, lattice
 from fieldflow.flows import build_flow, load_model, save_model, transfer
 from fieldflow.lattice import Point
 from fieldflow.mcmc import flow_proposals, hmc, independence_metropolis
-from fieldflow.training import config_from_dict, train
+from fieldflow.training import TRANSFER_COLUMNS, config_from_dict, train, transfer_saving
 
 log = logging.getLogger(__name__)
 
@@ -109,7 +109,10 @@ def sample_flow_stage(
     """Draw flow proposals, run independence MH chains, write the ensemble."""
     p = _point(point)
     flow, meta = load_model(model_path)
-    flow = flow.to(resolve_device(device)).double().eval()
+    precision = {"float32": torch.float32, "float64": torch.float64}[
+        sampling.get("precision", "float64")
+    ]
+    flow = flow.to(resolve_device(device), dtype=precision).eval()
     n_chains, n_keep, burn_in = sampling["n_chains"], sampling["n_samples"], sampling["burn_in"]
     per_chain = n_keep + burn_in
     start = time.perf_counter()
@@ -126,6 +129,7 @@ def sample_flow_stage(
         "train_seconds": float(meta["meta"]["train_seconds"]),
         "train_steps": int(meta["meta"]["train_steps"]),
         "parameters": flow.n_parameters(), "n_proposals": int(n_chains * per_chain),
+        "precision": str(precision).removeprefix("torch."),
     }  # fmt: skip
     dataset = io.ensemble_dataset(
         proposals.phi[flat],
@@ -240,6 +244,36 @@ def tables_stage(
         flows = samplers[samplers["sampler"] != "hmc"][["sampler", "L", "parameters"]]
         flows = flows.drop_duplicates().sort_values(["sampler", "L"])
         flows.astype({"parameters": int}).to_csv(parameters_path, index=False)
+
+
+def transfer_stage(runs: list[dict[str, Any]], table_path: str | Path) -> pd.DataFrame:
+    """Write results/tables/transfer.csv: the training time saved by ``init_from``.
+
+    Args:
+        runs: one dict per (flow, transferred point) with keys ``flow``, ``transferred``
+            and ``scratch`` (training-history CSVs of the same point, started from the
+            smaller lattice's flow and from scratch) and ``source_model`` (that flow).
+        table_path: where the table goes.
+    """
+    rows = []
+    for run in runs:
+        transferred = pd.read_csv(run["transferred"])
+        scratch = pd.read_csv(run["scratch"])
+        _, source = load_model(run["source_model"])
+        target = _point(run["point"])
+        rows.append({
+            "flow": run["flow"], "L": target.L, "s": target.s, "lam": target.lam,
+            "source_L": source["L"],
+            "source_train_seconds": float(source["meta"]["train_seconds"]),
+            **transfer_saving(transferred, scratch),
+        })  # fmt: skip
+    table = pd.DataFrame(rows, columns=TRANSFER_COLUMNS)
+    Path(table_path).parent.mkdir(parents=True, exist_ok=True)
+    table.to_csv(table_path, index=False)
+    for r in table.itertuples():
+        log.info("%s L=%d from L=%d: ESS %.3f after %.0f s (scratch: %.0f s)", r.flow, r.L,
+                 r.source_L, r.target_ess, r.seconds_transfer, r.seconds_scratch)  # fmt: skip
+    return table
 
 
 def log_to(path: str | Path) -> None:

@@ -33,14 +33,33 @@ rule tables:
         "../scripts/tables.py"
 
 
+rule transfer:
+    input:
+        runs=[path for run in transfer_runs() for path in
+              (run["transferred"], run["scratch"], run["source_model"])],
+    output:
+        table="results/tables/transfer.csv",
+    params:
+        runs=transfer_runs(),
+    log:
+        "logs/transfer.log",
+    conda:
+        "../../envs/fieldflow.yaml"
+    script:
+        "../scripts/transfer.py"
+
+
 rule figures:
     input:
+        transfer=["results/tables/transfer.csv"] if TRANSFERRED else [],
         observables="results/tables/observables.csv",
         samplers="results/tables/samplers.csv",
         histories=expand("results/training/{flow}/{point}.csv", flow=FLOWS, point=POINTS),
         ensembles=ensembles(),
     output:
         FIGURES,
+    params:
+        transfer_runs=transfer_runs(),
     log:
         "logs/figures.log",
     conda:

@@ -9,12 +9,20 @@ FIGURE_NAMES = [
     "families_vs_L",
     "ess_vs_seconds",
 ]
+# With transfer_baseline, every point with init_from is also trained from scratch.
+TRANSFERRED = list(INIT_FROM) if config["transfer_baseline"] else []
+if TRANSFERRED:
+    FIGURE_NAMES.append("transfer")
 FIGURES = expand("results/figures/{name}.{ext}", name=FIGURE_NAMES, ext=["png", "pdf"])
 
 
-def point_params(wildcards):
-    p = POINTS[wildcards.point]
+def point_dict(key):
+    p = POINTS[key]
     return {"L": p.L, "s": p.s, "lam": p.lam, "name": p.name}
+
+
+def point_params(wildcards):
+    return point_dict(wildcards.point)
 
 
 def ensembles(wildcards=None):
@@ -27,3 +35,19 @@ def init_model(wildcards):
     if source is None:
         return {}
     return {"init": f"results/models/{wildcards.flow}/{source}.pt"}
+
+
+def transfer_runs(wildcards=None):
+    """The (flow, transferred point) pairs of the transfer table, with their inputs."""
+    return [
+        {
+            "flow": flow,
+            "point": point_dict(point),
+            "transferred": f"results/training/{flow}/{point}.csv",
+            "scratch": f"results/training/{flow}/{point}.scratch.csv",
+            "source_model": f"results/models/{flow}/{INIT_FROM[point]}.pt",
+        }
+        for flow in FLOWS
+        for point in TRANSFERRED
+    ]
+

@@ -27,6 +27,27 @@ rule train:
         "../scripts/train.py"
 
 
+# The from-scratch baseline of a transferred point (config transfer_baseline): same budget
+# and seed as rule train, no init_from; only its training history is kept.
+use rule train as train_scratch with:
+    input:
+        [],
+    output:
+        model=temp("results/models/{flow}/{point}.scratch.pt"),
+        history="results/training/{flow}/{point}.scratch.csv",
+    log:
+        "logs/train/{flow}/{point}.scratch.log",
+    benchmark:
+        "results/benchmarks/train/{flow}/{point}.scratch.tsv"
+    params:
+        point=point_params,
+        hyperparameters=lambda w: fieldflow.config.flow_settings(config, w.flow)[0],
+        training=lambda w: fieldflow.config.flow_settings(config, w.flow)[1],
+        device=config["device"],
+        seed=lambda w: fieldflow.config.job_seed(config, "train", w.flow, w.point),
+        checkpoint="results/checkpoints/{flow}/{point}.scratch.pt",
+
+
 rule sample_flow:
     input:
         model="results/models/{flow}/{point}.pt",

@@ -42,6 +42,20 @@ figures = {
         {k: v for k, v in histories.items() if k.split()[1] == largest}, str(largest)
     ),
 }
+if snakemake.input.transfer:
+    # Rows of transfer.csv come in the order of params.transfer_runs (rule transfer).
+    table = pd.read_csv(snakemake.input.transfer[0])
+    figures["transfer"] = plots.transfer_curves([
+        {
+            "flow": run["flow"],
+            "label": run["point"]["name"] or f"L={run['point']['L']}",
+            "transferred": pd.read_csv(run["transferred"]),
+            "scratch": pd.read_csv(run["scratch"]),
+            "source_seconds": row.source_train_seconds,
+            "target_ess": row.target_ess,
+        }
+        for run, row in zip(snakemake.params.transfer_runs, table.itertuples(), strict=True)
+    ])  # fmt: skip
 out = Path(snakemake.output[0]).parent
 for name, fig in figures.items():
     logging.info("wrote %s and %s", *plots.save_figure(fig, out / name))

@@ -46,10 +46,12 @@ class FlowChain:
 def flow_proposals(
     flow: Flow, point: Point, n: int, batch_size: int, generator: torch.Generator
 ) -> Proposals:
-    """Draw n proposals in batches; log q and S are evaluated in float64.
+    """Draw n proposals in batches; φ is kept in float32, S and log w in float64.
 
-    The flow runs in float64 here (a copy is not needed: call with ``flow.double()``
-    for exact log weights), then φ is stored in float32.
+    The flow runs in its own dtype. In float32, log q differs from the float64 value of
+    the same z by ~1e-5 (measured: std 1e-5, max 6e-5 for trained L = 10 flows of every
+    family), five orders of magnitude below the spread of log w, and φ is then exactly
+    the configuration stored; ``flow.double()`` removes even that at ~2-4x the cost.
     """
     phis, log_qs, actions = [], [], []
     for start in range(0, n, batch_size):
