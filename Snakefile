@@ -33,6 +33,10 @@ localrules:
     tables,
     figures,
     transfer,
+    study,
+
+
+report: "workflow/report/workflow.rst"
 
 
 include: "workflow/rules/common.smk"
@@ -45,5 +49,6 @@ rule all:
     input:
         "results/tables/observables.csv",
         "results/tables/samplers.csv",
+        STUDY_TABLES.values(),
         FIGURES,
     default_target: True

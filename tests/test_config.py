@@ -55,7 +55,7 @@ def test_hopping_points(schema):
 
 
 def test_shipped_configs_are_valid(root, schema):
-    for name in ("config.yaml", "smoke.yaml", "transfer.yaml"):
+    for name in ("config.yaml", "smoke.yaml", "transfer.yaml", "scaling.yaml", "paper.yaml"):
         config = load(root / "config" / name, schema)
         assert points(config)
 

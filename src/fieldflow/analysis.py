@@ -12,6 +12,7 @@ import logging
 import math
 import warnings
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pyerrors as pe
@@ -71,7 +72,12 @@ def gamma_estimate(chains: np.ndarray, S: float = 2.0) -> Estimate:
     return _estimate(_obs(chains, "ens"), "ens", S)
 
 
-def observables(primaries: dict[str, np.ndarray], L: int, S: float = 2.0) -> dict[str, Estimate]:
+def observables(
+    primaries: dict[str, np.ndarray],
+    L: int,
+    S: float = 2.0,
+    log_weights: np.ndarray | None = None,
+) -> dict[str, Estimate]:
     r"""Every observable of DESIGN.md §1 from per-configuration primaries.
 
     Args:
@@ -79,13 +85,17 @@ def observables(primaries: dict[str, np.ndarray], L: int, S: float = 2.0) -> dic
             shape (chain, draw).
         L: lattice size, for the correlation length.
         S: the Γ-method's windowing parameter.
+        log_weights: if given, shape (chain, draw): the configurations are raw flow
+            proposals with importance weights w = exp(log_weights), and every primary
+            average becomes the self-normalised ratio ⟨wO⟩_q / ⟨w⟩_q, whose error the
+            Γ-method propagates through the ratio (the delta method).
     Returns:
         an :class:`Estimate` per observable name.
 
     U = 1 − ⟨M⁴⟩/(3⟨M²⟩²) and ξ₂ = sqrt(χ₂/F − 1) / (2 sin(π/L)).
     """
     ens = "ens"
-    o = {name: _obs(values, ens) for name, values in primaries.items()}
+    o = _primary_obs(primaries, log_weights, ens)
     derived = {
         "phi2": o["phi2"],
         "abs_magnetization": o["abs_m"],
@@ -98,6 +108,137 @@ def observables(primaries: dict[str, np.ndarray], L: int, S: float = 2.0) -> dic
         derived["correlation_length"] = np.sqrt(ratio) / (2.0 * math.sin(math.pi / L))
     else:
         log.warning("chi2/F - 1 = %.3g <= 0: correlation length undefined", ratio.value)
+    mass = _pole_mass(o["correlator"], L) if "correlator" in o else None
+    if mass is not None:
+        derived["pole_mass"] = mass
     result = {name: _estimate(obs, ens, S) for name, obs in derived.items()}
-    result.setdefault("correlation_length", Estimate(math.nan, math.nan, math.nan, math.nan))
-    return {name: result[name] for name in OBSERVABLES}
+    nan = Estimate(math.nan, math.nan, math.nan, math.nan)
+    result.setdefault("correlation_length", nan)
+    names = OBSERVABLES + (("pole_mass",) if "correlator" in o else ())
+    return {name: result.get(name, nan) for name in names}
+
+
+def _primary_obs(
+    primaries: dict[str, np.ndarray], log_weights: np.ndarray | None, ens: str
+) -> dict[str, Any]:
+    """pyerrors Obs of every primary's mean (a list over t for the correlator).
+
+    With ``log_weights`` each mean is the self-normalised ratio ⟨wO⟩/⟨w⟩.
+    """
+    if log_weights is None:
+        mean = lambda values: _obs(values, ens)  # noqa: E731
+    else:
+        lw = np.asarray(log_weights, dtype=np.float64)
+        w = np.exp(lw - lw.max())  # the scale cancels in the ratio
+        norm = _obs(w, ens)
+        mean = lambda values: _obs(w * values, ens) / norm  # noqa: E731
+    o: dict[str, Any] = {}
+    for name, values in primaries.items():
+        values = np.asarray(values, dtype=np.float64)
+        if values.ndim == 3:  # (chain, draw, t)
+            o[name] = [mean(values[..., t]) for t in range(values.shape[-1])]
+        else:
+            o[name] = mean(values)
+    return o
+
+
+def _effective_masses(correlator: list[pe.Obs]) -> list[pe.Obs | None]:
+    """m_eff(t) = arccosh((C(t−1) + C(t+1)) / (2 C(t))), t = 1 … L/2 (None where undefined).
+
+    Exact for a single state on a periodic lattice, C(t) ∝ cosh(m (t − L/2)).
+    """
+    L = len(correlator)
+    masses: list[pe.Obs | None] = [None] * (L // 2 + 1)
+    for t in range(1, L // 2 + 1):
+        ratio = (correlator[t - 1] + correlator[(t + 1) % L]) / (2.0 * correlator[t])
+        masses[t] = np.arccosh(ratio) if ratio.value > 1.0 else None
+    return masses
+
+
+def plateau_range(L: int) -> tuple[int, int]:
+    """Time slices [t_min, t_max] whose effective masses average to the pole mass."""
+    return max(1, L // 4), max(1, L // 2 - 1)
+
+
+def _pole_mass(correlator: list[pe.Obs], L: int) -> pe.Obs | None:
+    """Pole mass: the mean of the effective masses over :func:`plateau_range`.
+
+    Errors are propagated through the (correlated) average by the Γ-method.
+    """
+    t_min, t_max = plateau_range(L)
+    masses = [m for m in _effective_masses(correlator)[t_min : t_max + 1] if m is not None]
+    if not masses:
+        log.warning("no effective mass defined in t = %d..%d: pole mass undefined", t_min, t_max)
+        return None
+    return sum(masses[1:], masses[0]) / len(masses)
+
+
+def correlator_rows(
+    correlator: np.ndarray, S: float = 2.0, log_weights: np.ndarray | None = None
+) -> list[dict[str, float]]:
+    """C(t) and m_eff(t) with Γ-method errors from per-configuration C(t), (chain, draw, L).
+
+    Returns one dict per t = 0 … L/2: t, correlator, correlator_error, m_eff, m_eff_error
+    (NaN where the effective mass is undefined).
+    """
+    o = _primary_obs({"correlator": correlator}, log_weights, "ens")["correlator"]
+    masses = _effective_masses(o)
+    rows = []
+    for t in range(len(o) // 2 + 1):
+        c = _estimate(o[t], "ens", S)
+        m = _estimate(masses[t], "ens", S) if masses[t] is not None else None
+        rows.append({
+            "t": t, "correlator": c.value, "correlator_error": c.error,
+            "m_eff": m.value if m else math.nan, "m_eff_error": m.error if m else math.nan,
+        })  # fmt: skip
+    return rows
+
+
+def pull(value: float, error: float, reference: float, reference_error: float = 0.0) -> float:
+    """(value − reference) / sqrt(error² + reference_error²): the deviation in σ."""
+    return float((value - reference) / math.hypot(error, reference_error))
+
+
+@dataclass(frozen=True)
+class PowerLaw:
+    """y = amplitude · x**exponent fitted to data, with the exponent's error."""
+
+    exponent: float
+    exponent_error: float
+    amplitude: float
+    chi2_dof: float
+    n_points: int
+
+
+def fit_power_law(
+    x: np.ndarray, y: np.ndarray, y_error: np.ndarray, x_error: np.ndarray | None = None
+) -> PowerLaw:
+    """Weighted straight-line fit of log y = log A + z log x (e.g. τ_int ∝ ξ^z).
+
+    Errors enter in log space, σ_log y = σ_y / y; errors of x (if given) add z² σ_log x²
+    to each point's variance (effective variance, iterated to convergence). When
+    χ²/dof > 1 the exponent's error is scaled by sqrt(χ²/dof), so scatter beyond the
+    quoted errors widens it rather than hiding.
+    """
+    x, y, y_error = (np.asarray(a, dtype=np.float64) for a in (x, y, y_error))
+    if x.size < 2 or np.any(x <= 0) or np.any(y <= 0) or np.any(y_error <= 0):
+        raise ValueError("a power-law fit needs >= 2 points with x, y and y_error > 0")
+    lx, ly = np.log(x), np.log(y)
+    var_y = (y_error / y) ** 2
+    var_x = np.zeros_like(x) if x_error is None else (np.asarray(x_error) / x) ** 2
+    design = np.stack([np.ones_like(lx), lx], axis=1)
+    z = 0.0
+    for _ in range(50):
+        weights = 1.0 / (var_y + z * z * var_x)
+        cov = np.linalg.inv(design.T @ (design * weights[:, None]))
+        coef = cov @ (design.T @ (weights * ly))
+        converged = abs(coef[1] - z) < 1e-12
+        z = coef[1]
+        if converged:
+            break
+    residual = ly - design @ coef
+    dof = x.size - 2
+    chi2_dof = float((weights * residual**2).sum() / dof) if dof > 0 else math.nan
+    scale = math.sqrt(max(1.0, chi2_dof)) if dof > 0 else 1.0
+    return PowerLaw(float(z), float(math.sqrt(cov[1, 1]) * scale), float(math.exp(coef[0])),
+                    chi2_dof, int(x.size))  # fmt: skip

@@ -44,9 +44,17 @@ def versions() -> str:
 
 
 def ensemble_dataset(
-    phi: np.ndarray, per_draw: dict[str, np.ndarray], attrs: dict[str, Any]
+    phi: np.ndarray,
+    per_draw: dict[str, np.ndarray],
+    attrs: dict[str, Any],
+    per_proposal: dict[str, np.ndarray] | None = None,
 ) -> xr.Dataset:
-    """Dataset with ``phi`` (chain, draw, x, y) float32 and per-draw (chain, draw) fields."""
+    """Dataset with ``phi`` (chain, draw, x, y) float32 and per-draw (chain, draw) fields.
+
+    ``per_proposal`` fields (flows only) describe every raw proposal of each chain, dims
+    (chain, proposal[, t]); they are stored as ``proposal_<name>`` for the reweighting
+    estimator.
+    """
     if phi.ndim != 4:
         raise ValueError(f"phi must have shape (chain, draw, x, y), got {phi.shape}")
     data = {"phi": (("chain", "draw", "x", "y"), np.asarray(phi, dtype=np.float32))}
@@ -57,6 +65,12 @@ def ensemble_dataset(
         if values.dtype.kind == "f":
             values = values.astype(np.float64)
         data[name] = (("chain", "draw"), values)
+    for name, values in (per_proposal or {}).items():
+        values = np.asarray(values, dtype=np.float64)
+        if values.shape[0] != phi.shape[0]:
+            raise ValueError(f"proposal_{name} has {values.shape[0]} chains, not {phi.shape[0]}")
+        dims = ("chain", "proposal", "t")[: values.ndim]
+        data[f"proposal_{name}"] = (dims, values)
     missing = [key for key in REQUIRED_ATTRS if key not in attrs]
     if missing:
         raise ValueError(f"ensemble attrs lack {missing}")

@@ -134,6 +134,16 @@ def primary_observables(phi: Tensor) -> dict[str, Tensor]:
     }
 
 
+def timeslice_correlator(phi: Tensor) -> Tensor:
+    r"""Zero-momentum time-slice correlator per configuration, shape (batch, L).
+
+    C(t) = Σ_x G(x, t) = (1/V) Σ_τ S(τ) S(τ + t) with S(τ) = Σ_x φ(x, τ), averaged over
+    taking either lattice direction as time (same expectation, half the noise).
+    """
+    g = two_point(phi)
+    return 0.5 * (g.sum(dim=-2) + g.sum(dim=-1))
+
+
 def gaussian_two_point(L: int, s: float) -> np.ndarray:
     r"""Exact G(x) of the free theory (λ = 0, s > 0), shape (L, L).
 
@@ -162,4 +172,6 @@ def gaussian_observables(L: int, s: float) -> dict[str, float]:
         "ising_energy": float(0.5 * (g[1, 0] + g[0, 1])),
         "binder": 0.0,
         "correlation_length": float(np.sqrt(chi / f_first - 1.0) / (2.0 * np.sin(np.pi / L))),
+        # C(t) is a single cosh with cosh m = 1 + s/2, so every m_eff(t) equals m.
+        "pole_mass": float(np.arccosh(1.0 + s / 2.0)),
     }

@@ -19,6 +19,7 @@ import pandas as pd
 import yaml
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.ticker import ScalarFormatter
 
 #: Observables in the order of DESIGN.md §1, with axis labels.
 OBSERVABLE_LABELS = {
@@ -28,6 +29,7 @@ OBSERVABLE_LABELS = {
     "ising_energy": r"Ising energy $E$",
     "binder": r"Binder cumulant $U$",
     "correlation_length": r"$\xi_2$",
+    "pole_mass": r"pole mass $m_p$",
 }
 
 #: Samplers in a fixed order so each keeps its colour and marker across figures.
@@ -242,6 +244,169 @@ def transfer_curves(runs: list[dict[str, Any]]) -> Figure:
         if mine:
             ax.legend(fontsize="small")
     axes[0].set_ylabel("ESS per sample (1024 fresh samples)")
+    return fig
+
+
+def scaling_tau(scaling: pd.DataFrame, exponents: pd.DataFrame) -> Figure:
+    """τ_int of χ₂ and |M| against L and against ξ₂, per sampler, with the fit τ ∝ ξ^z.
+
+    Args:
+        scaling: results/tables/scaling.csv (fieldflow.study.scaling).
+        exponents: results/tables/exponents.csv (fieldflow.study.dynamic_exponents).
+    Returns:
+        A 2×2 log-log figure: rows χ₂ and |M|; columns against L and against ξ₂. The
+        lines are the fitted power laws; z is in the legend.
+    """
+    fig = Figure(figsize=(10, 7.5), layout="constrained")
+    axes = fig.subplots(2, 2)
+    fig.suptitle(r"Critical slowing down: $\tau_\mathrm{int}$ per HMC trajectory / flow proposal")
+    rows = (("susceptibility", "tau_chi2", r"$\chi_2$"), ("abs_magnetization", "tau_absm", "|M|"))
+    for (observable, column, label), (ax_L, ax_xi) in zip(rows, axes, strict=True):
+        for ax, xlabel in ((ax_L, "L"), (ax_xi, r"$\xi_2$ (HMC)")):
+            ax.set_xscale("log")
+            ax.set_yscale("log")
+            ax.xaxis.set_major_formatter(ScalarFormatter())
+            ax.xaxis.set_minor_formatter(ScalarFormatter())
+            ax.set_xlabel(xlabel)
+            ax.set_ylabel(rf"$\tau_\mathrm{{int}}$({label})")
+            ax.grid(alpha=0.3, which="both")
+            ax.axhline(0.5, color="0.4", ls="--", lw=1.0)
+        if scaling.empty:
+            _note(ax_L, "no samplers")
+            continue
+        for sampler in _samplers(scaling):
+            rows_ = scaling[scaling["sampler"] == sampler].sort_values("L")
+            fit = exponents[(exponents["sampler"] == sampler)
+                            & (exponents["observable"] == observable)]  # fmt: skip
+            name = sampler
+            if not fit.empty:
+                f = fit.iloc[0]
+                name = rf"{sampler}: $z = {f.z:.2f} \pm {f.z_error:.2f}$"
+                xi = np.linspace(rows_["xi2"].min(), rows_["xi2"].max(), 50)
+                ax_xi.plot(xi, f.amplitude * xi**f.z, color=_style(sampler)["color"], lw=1)
+            for ax, x, xerr in ((ax_L, "L", None), (ax_xi, "xi2", "xi2_error")):
+                ax.errorbar(rows_[x], rows_[column], yerr=rows_[f"{column}_error"],
+                            xerr=None if xerr is None else rows_[xerr], linestyle="none",
+                            capsize=2, label=name, **_style(sampler))  # fmt: skip
+        ax_xi.legend(fontsize="small")
+    return fig
+
+
+def cost_per_sample(scaling: pd.DataFrame, crossover: pd.DataFrame) -> Figure:
+    """Wall-clock seconds per effectively independent χ₂ sample against L, per sampler.
+
+    Solid: sampling only (seconds per configuration × 2 τ_int(χ₂)); dashed and dotted:
+    with the flow's training time amortised over 10⁴ and 10⁶ independent samples. A star
+    marks the L from which a flow (sampling only) is cheaper than HMC.
+    """
+    fig = Figure(figsize=(7, 5), layout="constrained")
+    ax = fig.subplots()
+    ax.set_title("Cost of an independent sample of $\\chi_2$")
+    ax.set_xlabel("L")
+    ax.set_ylabel("wall-clock seconds per independent sample")
+    ax.set_yscale("log")
+    ax.grid(alpha=0.3, which="both")
+    if scaling.empty:
+        _note(ax, "no samplers")
+        return fig
+    styles = (
+        ("seconds_per_independent", "-", "sampling"),
+        ("cost_1e4", "--", "+ training / 10⁴"),
+        ("cost_1e6", ":", "+ training / 10⁶"),
+    )
+    for sampler in _samplers(scaling):
+        rows = scaling[scaling["sampler"] == sampler].sort_values("L")
+        for column, linestyle, what in styles:
+            if sampler == "hmc" and column != "seconds_per_independent":
+                continue
+            ax.plot(rows["L"], rows[column], linestyle=linestyle, label=f"{sampler}: {what}",
+                    **_style(sampler))  # fmt: skip
+        first = crossover[(crossover["sampler"] == sampler)
+                          & (crossover["cost"] == "seconds_per_independent")]  # fmt: skip
+        if not first.empty and np.isfinite(first.iloc[0]["first_L"]):
+            at = rows[rows["L"] == first.iloc[0]["first_L"]]
+            ax.plot(at["L"], at["seconds_per_independent"], marker="*", markersize=16,
+                    color=_style(sampler)["color"], linestyle="none")  # fmt: skip
+    ax.set_xticks(sorted(scaling["L"].unique()))
+    ax.legend(fontsize="x-small", ncol=2)
+    return fig
+
+
+def pulls(agreement: pd.DataFrame, limit: float = 4.0) -> Figure:
+    """Every pull of results/tables/agreement.csv, one marker per estimate.
+
+    Pulls are (value − reference) / combined error against HMC, or against the exact
+    Gaussian value at λ = 0. The grey bands are ±1σ and ±2σ; red lines mark ±``limit``;
+    pulls beyond it are drawn at the edge with their value written beside them.
+    """
+    fig = Figure(figsize=(10, 4.5), layout="constrained")
+    ax = fig.subplots()
+    ax.set_title("Agreement with HMC (or the exact result at λ = 0)")
+    ax.set_ylabel("pull (σ)")
+    ax.axhspan(-2, 2, color="0.9")
+    ax.axhspan(-1, 1, color="0.8")
+    for sign in (-1, 1):
+        ax.axhline(sign * limit, color="red", lw=1)
+    ax.set_ylim(-limit - 1.5, limit + 1.5)
+    if agreement.empty:
+        _note(ax, "nothing to compare (no HMC and no λ = 0 point)")
+        return fig
+    points = _points(agreement)
+    groups = list(dict.fromkeys(zip(agreement["sampler"], agreement["estimator"], strict=True)))
+    offsets = _offsets(len(groups), width=0.7)
+    for (sampler, estimator), dx in zip(groups, offsets, strict=True):
+        rows = agreement[(agreement["sampler"] == sampler) & (agreement["estimator"] == estimator)]
+        x = np.array([_point_index(points, r.L, r.s, r.lam) for r in rows.itertuples()], float)
+        y = rows["pull"].to_numpy(dtype=float)
+        shown = np.clip(y, -limit - 1.2, limit + 1.2)
+        style = _style(sampler)
+        ax.plot(x + dx, shown, linestyle="none", label=f"{sampler} ({estimator})",
+                color=style["color"], marker=style["marker"],
+                fillstyle="full" if estimator == "mh" else "none")  # fmt: skip
+        for xi, yi in zip(x + dx, y, strict=True):
+            if abs(yi) > limit:
+                ax.annotate(f"{yi:+.1f}", (xi, np.clip(yi, -limit - 1.2, limit + 1.2)),
+                            fontsize="x-small", color="red")  # fmt: skip
+    _set_point_ticks(ax, points)
+    ax.legend(fontsize="x-small", ncol=3, loc="lower right")
+    return fig
+
+
+def effective_masses(correlators: pd.DataFrame, observables: pd.DataFrame) -> Figure:
+    """m_eff(t) of the zero-momentum time-slice correlator, one panel per point.
+
+    The band is each sampler's pole mass (the average of m_eff over the plateau range,
+    from the observables table), ± its error.
+    """
+    points = _points(correlators) if not correlators.empty else []
+    count = max(len(points), 1)
+    cols = min(count, 3)
+    fig = Figure(figsize=(4.2 * cols, 3.5 * math.ceil(count / cols)), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(math.ceil(count / cols), cols)).ravel()
+    fig.suptitle("Effective mass of the zero-momentum correlator")
+    for ax in axes[len(points):]:
+        ax.set_visible(False) if points else _note(ax, "no correlators")
+    for ax, (L, s, lam) in zip(axes, points, strict=False):
+        ax.set_title(point_label(L, s, lam), fontsize="small")
+        ax.set_xlabel("t")
+        ax.set_ylabel(r"$m_\mathrm{eff}(t)$")
+        ax.grid(alpha=0.3)
+        here = correlators[(correlators["L"] == L) & np.isclose(correlators["s"], s)
+                           & np.isclose(correlators["lam"], lam)]  # fmt: skip
+        names = _samplers(here)
+        for sampler, dx in zip(names, _offsets(len(names), width=0.3), strict=True):
+            rows = here[(here["sampler"] == sampler) & here["m_eff"].notna()]
+            ax.errorbar(rows["t"] + dx, rows["m_eff"], yerr=rows["m_eff_error"],
+                        linestyle="none", capsize=2, label=sampler, **_style(sampler))  # fmt: skip
+            pole = observables[(observables["L"] == L) & np.isclose(observables["s"], s)
+                               & np.isclose(observables["lam"], lam)
+                               & (observables["sampler"] == sampler)
+                               & (observables["observable"] == "pole_mass")]  # fmt: skip
+            if not pole.empty and np.isfinite(pole.iloc[0]["value"]):
+                v, e = pole.iloc[0]["value"], pole.iloc[0]["error"]
+                ax.axhspan(v - e, v + e, color=_style(sampler)["color"], alpha=0.15)
+        if names:
+            ax.legend(fontsize="x-small")
     return fig
 
 

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from fieldflow import analysis, io, lattice
+from fieldflow import analysis, io, lattice, study
 from fieldflow.flows import build_flow, load_model, save_model, transfer
 from fieldflow.lattice import Point
 from fieldflow.mcmc import flow_proposals, hmc, independence_metropolis
@@ -140,6 +140,10 @@ def sample_flow_stage(
             "accepted": chain.accepted[:, burn_in:],
         },
         attrs,
+        per_proposal={
+            "log_weight": log_w,
+            **ensemble_primaries(proposals.phi.reshape(n_chains, per_chain, p.L, p.L)),
+        },
     )
     io.write_ensemble(ensemble_path, dataset)
     log.info("%s at %s: acceptance %.3f, ESS %.3f", sampler, p.key, attrs["acceptance"],
@@ -180,7 +184,10 @@ def hmc_stage(
 
 
 def ensemble_primaries(phi: np.ndarray, chunk: int = 8192) -> dict[str, np.ndarray]:
-    """Per-configuration primaries (float64) of φ with shape (chain, draw, L, L)."""
+    """Per-configuration primaries (float64) of φ with shape (chain, draw, L, L).
+
+    Each is (chain, draw), except ``correlator``, the time-slice correlator (chain, draw, L).
+    """
     n_chains, n_draws = phi.shape[:2]
     flat = phi.reshape(n_chains * n_draws, *phi.shape[2:])
     parts: dict[str, list[np.ndarray]] = {}
@@ -188,32 +195,55 @@ def ensemble_primaries(phi: np.ndarray, chunk: int = 8192) -> dict[str, np.ndarr
         batch = torch.from_numpy(np.asarray(flat[start : start + chunk], dtype=np.float64))
         for name, values in lattice.primary_observables(batch).items():
             parts.setdefault(name, []).append(values.numpy())
-    return {k: np.concatenate(v).reshape(n_chains, n_draws) for k, v in parts.items()}
+        parts.setdefault("correlator", []).append(lattice.timeslice_correlator(batch).numpy())
+    return {
+        k: np.concatenate(v).reshape(n_chains, n_draws, *v[0].shape[1:]) for k, v in parts.items()
+    }
 
 
-def observables_stage(ensemble_path: str | Path, table_path: str | Path, S: float = 2.0) -> None:
-    """Γ-method estimates of every observable of one ensemble, as contract rows."""
+def observables_stage(
+    ensemble_path: str | Path,
+    table_path: str | Path,
+    S: float = 2.0,
+    reweighted_path: str | Path | None = None,
+    correlator_path: str | Path | None = None,
+) -> None:
+    """Γ-method estimates of every observable of one ensemble, as contract rows.
+
+    Optionally also the self-normalised reweighting estimates from a flow ensemble's raw
+    proposals (``reweighted_path``; header only for HMC) and C(t), m_eff(t) of the chain
+    (``correlator_path``).
+    """
     dataset = io.read_ensemble(ensemble_path)
     phi = io.load_phi(ensemble_path)
     attrs = dataset.attrs
-    estimates = analysis.observables(ensemble_primaries(phi), int(attrs["L"]), S)
-    rows = [
-        {
-            "L": attrs["L"],
-            "s": attrs["s"],
-            "lam": attrs["lam"],
-            "sampler": attrs["sampler"],
-            "observable": name,
-            "value": e.value,
-            "error": e.error,
-            "tau_int": e.tau_int,
-            "tau_int_error": e.tau_int_error,
-            "n_samples": phi.shape[0] * phi.shape[1],
-        }  # fmt: skip
-        for name, e in estimates.items()
-    ]
-    Path(table_path).parent.mkdir(parents=True, exist_ok=True)
-    pd.DataFrame(rows, columns=OBSERVABLE_COLUMNS).to_csv(table_path, index=False)
+    L = int(attrs["L"])
+    primaries = ensemble_primaries(phi)
+    keys = {"L": attrs["L"], "s": attrs["s"], "lam": attrs["lam"], "sampler": attrs["sampler"]}
+
+    def rows(estimates: dict[str, analysis.Estimate], n: int) -> pd.DataFrame:
+        return pd.DataFrame([
+            {**keys, "observable": name, "value": e.value, "error": e.error,
+             "tau_int": e.tau_int, "tau_int_error": e.tau_int_error, "n_samples": n}
+            for name, e in estimates.items()
+        ], columns=OBSERVABLE_COLUMNS)  # fmt: skip
+
+    n = phi.shape[0] * phi.shape[1]
+    outputs = {table_path: rows(analysis.observables(primaries, L, S), n)}
+    if reweighted_path is not None:
+        reweighted = pd.DataFrame(columns=OBSERVABLE_COLUMNS)
+        if "proposal_log_weight" in dataset:
+            raw = {name.removeprefix("proposal_"): dataset[name].values
+                   for name in dataset.data_vars if name.startswith("proposal_")}  # fmt: skip
+            log_w = raw.pop("log_weight")
+            reweighted = rows(analysis.observables(raw, L, S, log_weights=log_w), log_w.size)
+        outputs[reweighted_path] = reweighted
+    if correlator_path is not None:
+        correlator = pd.DataFrame(analysis.correlator_rows(primaries["correlator"], S))
+        outputs[correlator_path] = correlator.assign(**keys)[[*keys, *correlator.columns]]
+    for path, frame in outputs.items():
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        frame.to_csv(path, index=False)
 
 
 def tables_stage(
@@ -244,6 +274,51 @@ def tables_stage(
         flows = samplers[samplers["sampler"] != "hmc"][["sampler", "L", "parameters"]]
         flows = flows.drop_duplicates().sort_values(["sampler", "L"])
         flows.astype({"parameters": int}).to_csv(parameters_path, index=False)
+
+
+def study_stage(
+    observables_path: str | Path,
+    samplers_path: str | Path,
+    reweighted_tables: list[str | Path],
+    correlator_tables: list[str | Path],
+    outputs: dict[str, str | Path],
+) -> list[str]:
+    """The study-level tables of :mod:`fieldflow.study`, from the gathered contract tables.
+
+    ``outputs`` maps ``reweighting``, ``correlators``, ``agreement``, ``scaling``,
+    ``exponents`` and ``crossover`` to their CSV paths. Pulls beyond 4σ are logged as
+    warnings and returned.
+    """
+    observables = pd.read_csv(observables_path)
+    samplers = pd.read_csv(samplers_path)
+    frames = [f for f in map(pd.read_csv, reweighted_tables) if not f.empty]  # HMC's are empty
+    reweighted = (pd.concat(frames, ignore_index=True) if frames
+                  else pd.DataFrame(columns=OBSERVABLE_COLUMNS))  # fmt: skip
+    point = ["L", "s", "lam", "sampler", "observable"]
+    comparison = reweighted[[*point, "value", "error"]].merge(
+        observables[[*point, "value", "error"]], on=point, suffixes=("_rw", "_mh")
+    )
+    comparison["difference_sigma"] = (comparison["value_rw"] - comparison["value_mh"]) / np.hypot(
+        comparison["error_rw"], comparison["error_mh"]
+    )
+    correlators = pd.concat([pd.read_csv(path) for path in correlator_tables], ignore_index=True)
+    agreement = study.agreement(observables, reweighted)
+    scaling = study.scaling(observables, samplers)
+    tables = {
+        "reweighting": comparison,
+        "correlators": correlators,
+        "agreement": agreement,
+        "scaling": scaling,
+        "exponents": study.dynamic_exponents(scaling),
+        "crossover": study.crossovers(scaling),
+    }
+    for name, frame in tables.items():
+        Path(outputs[name]).parent.mkdir(parents=True, exist_ok=True)
+        frame.to_csv(outputs[name], index=False)
+    for r in tables["exponents"].itertuples():
+        log.info("%s: tau_int(%s) ~ xi2^z, z = %.2f +- %.2f (chi2/dof %.2f, %d points)",
+                 r.sampler, r.observable, r.z, r.z_error, r.chi2_dof, r.n_points)  # fmt: skip
+    return study.report_large_pulls(agreement)
 
 
 def transfer_stage(runs: list[dict[str, Any]], table_path: str | Path) -> pd.DataFrame:

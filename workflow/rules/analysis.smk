@@ -6,6 +6,8 @@ rule observables:
         ensemble="results/ensembles/{sampler}/{point}.zarr",
     output:
         table="results/observables/{sampler}/{point}.csv",
+        reweighted="results/observables/{sampler}/{point}.reweighted.csv",
+        correlator="results/observables/{sampler}/{point}.correlator.csv",
     log:
         "logs/observables/{sampler}/{point}.log",
     params:
@@ -33,6 +35,22 @@ rule tables:
         "../scripts/tables.py"
 
 
+rule study:
+    input:
+        observables="results/tables/observables.csv",
+        samplers="results/tables/samplers.csv",
+        reweighted=expand("results/observables/{sampler}/{point}.reweighted.csv", sampler=SAMPLERS, point=POINTS),
+        correlators=expand("results/observables/{sampler}/{point}.correlator.csv", sampler=SAMPLERS, point=POINTS),
+    output:
+        **STUDY_TABLES,
+    log:
+        "logs/study.log",
+    conda:
+        "../../envs/fieldflow.yaml"
+    script:
+        "../scripts/study.py"
+
+
 rule transfer:
     input:
         runs=[path for run in transfer_runs() for path in
@@ -56,8 +74,9 @@ rule figures:
         samplers="results/tables/samplers.csv",
         histories=expand("results/training/{flow}/{point}.csv", flow=FLOWS, point=POINTS),
         ensembles=ensembles(),
+        **STUDY_TABLES,
     output:
-        FIGURES,
+        figure_outputs(),
     params:
         transfer_runs=transfer_runs(),
     log:

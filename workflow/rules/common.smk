@@ -8,12 +8,32 @@ FIGURE_NAMES = [
     "configurations",
     "families_vs_L",
     "ess_vs_seconds",
+    "scaling",
+    "cost",
+    "agreement",
+    "correlators",
 ]
+STUDY_TABLES = {
+    name: f"results/tables/{name}.csv"
+    for name in ("reweighting", "correlators", "agreement", "scaling", "exponents", "crossover")
+}
+
 # With transfer_baseline, every point with init_from is also trained from scratch.
 TRANSFERRED = list(INIT_FROM) if config["transfer_baseline"] else []
 if TRANSFERRED:
     FIGURE_NAMES.append("transfer")
 FIGURES = expand("results/figures/{name}.{ext}", name=FIGURE_NAMES, ext=["png", "pdf"])
+
+
+def figure_outputs():
+    """The figures, PNGs marked for `snakemake --report` with their captions."""
+    outputs = []
+    for name in FIGURE_NAMES:
+        png = f"results/figures/{name}.png"
+        caption = f"../report/{name}.rst"
+        outputs.append(report(png, caption=caption, category="Figures"))
+        outputs.append(f"results/figures/{name}.pdf")
+    return outputs
 
 
 def point_dict(key):

@@ -25,6 +25,8 @@ def last_draws(path: str, n: int = 4) -> np.ndarray:
 logging.basicConfig(filename=snakemake.log[0], level=logging.INFO, force=True)
 observables = pd.read_csv(snakemake.input.observables)
 samplers = pd.read_csv(snakemake.input.samplers)
+study = {name: pd.read_csv(snakemake.input[name])
+         for name in ("scaling", "exponents", "crossover", "agreement", "correlators")}  # fmt: skip
 histories = {label(p): pd.read_csv(p) for p in snakemake.input.histories}
 # ESS against seconds of every family at the study's largest lattice.
 largest = max((Path(p).stem for p in snakemake.input.histories), default=None,
@@ -38,6 +40,10 @@ figures = {
         {label(p): last_draws(p) for p in snakemake.input.ensembles}
     ),
     "families_vs_L": plots.families_vs_L(samplers),
+    "scaling": plots.scaling_tau(study["scaling"], study["exponents"]),
+    "cost": plots.cost_per_sample(study["scaling"], study["crossover"]),
+    "agreement": plots.pulls(study["agreement"]),
+    "correlators": plots.effective_masses(study["correlators"], observables),
     "ess_vs_seconds": plots.ess_vs_seconds(
         {k: v for k, v in histories.items() if k.split()[1] == largest}, str(largest)
     ),

@@ -3,4 +3,10 @@
 from fieldflow.stages import log_to, observables_stage
 
 log_to(snakemake.log[0])
-observables_stage(snakemake.input.ensemble, snakemake.output.table, S=snakemake.params.S)
+observables_stage(
+    snakemake.input.ensemble,
+    snakemake.output.table,
+    S=snakemake.params.S,
+    reweighted_path=snakemake.output.reweighted,
+    correlator_path=snakemake.output.correlator,
+)

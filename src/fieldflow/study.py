@@ -1,0 +1,165 @@
+"""Study-level tables built from the per-ensemble ones: agreement, scaling, crossovers.
+
+Everything here takes and returns :class:`pandas.DataFrame` in the column layouts below,
+so the stages only read and write CSV files.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+
+import pandas as pd
+
+from fieldflow import analysis
+from fieldflow.lattice import gaussian_observables
+
+log = logging.getLogger(__name__)
+
+AGREEMENT_COLUMNS = [
+    "L", "s", "lam", "sampler", "estimator", "observable", "value", "error",
+    "reference", "reference_value", "reference_error", "pull",
+]  # fmt: skip
+SCALING_COLUMNS = [
+    "L", "s", "lam", "sampler", "xi2", "xi2_error", "tau_chi2", "tau_chi2_error",
+    "tau_absm", "tau_absm_error", "acceptance", "ess", "train_seconds", "seconds_per_sample",
+    "seconds_per_independent", "cost_1e4", "cost_1e6",
+]  # fmt: skip
+EXPONENT_COLUMNS = ["sampler", "observable", "z", "z_error", "amplitude", "chi2_dof", "n_points"]
+CROSSOVER_COLUMNS = ["sampler", "cost", "first_L", "largest_L"]
+
+#: Number of independent samples over which a flow's training time is amortised.
+AMORTISATION = {"cost_1e4": 1e4, "cost_1e6": 1e6}
+#: Pulls beyond this many σ are reported loudly.
+PULL_LIMIT = 4.0
+
+_POINT = ["L", "s", "lam"]
+
+
+def agreement(observables: pd.DataFrame, reweighted: pd.DataFrame | None = None) -> pd.DataFrame:
+    """The pull of every flow estimate against its reference, one row per estimate.
+
+    The reference is HMC at the same point and observable, except at λ = 0, where it is
+    the exact Gaussian value (and HMC is checked against it too). Estimators are ``mh``
+    (the Metropolis chain) and ``reweighting`` (self-normalised importance weights on the
+    raw proposals). Estimates without a reference (no HMC in the study) are left out.
+    """
+    frames = [observables.assign(estimator="mh")]
+    if reweighted is not None and not reweighted.empty:
+        frames.append(reweighted.assign(estimator="reweighting"))
+    estimates = pd.concat(frames, ignore_index=True)
+    hmc = observables[observables["sampler"] == "hmc"].set_index([*_POINT, "observable"])
+    rows = []
+    for r in estimates.itertuples(index=False):
+        if r.lam == 0:
+            exact = gaussian_observables(int(r.L), float(r.s)).get(r.observable)
+            if exact is None:
+                continue
+            reference, value, error = "exact", exact, 0.0
+        elif r.sampler == "hmc":
+            continue
+        else:
+            key = (r.L, r.s, r.lam, r.observable)
+            if key not in hmc.index:
+                continue
+            reference, value, error = "hmc", hmc.loc[key, "value"], hmc.loc[key, "error"]
+        both = math.hypot(r.error, error)
+        pull = (r.value - value) / both if both > 0 else math.nan
+        rows.append([r.L, r.s, r.lam, r.sampler, r.estimator, r.observable, r.value, r.error,
+                     reference, value, error, pull])  # fmt: skip
+    table = pd.DataFrame(rows, columns=AGREEMENT_COLUMNS)
+    return table.sort_values([*_POINT, "sampler", "estimator"], kind="stable", ignore_index=True)
+
+
+def large_pulls(table: pd.DataFrame, limit: float = PULL_LIMIT) -> pd.DataFrame:
+    """Rows of an agreement table whose |pull| exceeds ``limit`` (or is not finite)."""
+    return table[~(table["pull"].abs() <= limit)]
+
+
+def scaling(observables: pd.DataFrame, samplers: pd.DataFrame) -> pd.DataFrame:
+    """τ_int, acceptance and the cost of an independent sample per point and sampler.
+
+    ξ₂ is HMC's at the point when the study has HMC, else the sampler's own. Costs are
+    wall-clock seconds per effectively independent sample of χ₂: the sampling time per
+    configuration times 2 τ_int(χ₂) (per flow proposal or HMC trajectory); ``cost_1e4``
+    and ``cost_1e6`` add the flow's training time spread over 10⁴ and 10⁶ such samples.
+    """
+    obs = observables.set_index([*_POINT, "sampler", "observable"])
+    rows = []
+    for r in samplers.itertuples(index=False):
+        def get(observable, column, sampler=r.sampler, point=(r.L, r.s, r.lam)):  # noqa: B023
+            key = (*point, sampler, observable)
+            return float(obs.loc[key, column]) if key in obs.index else math.nan
+
+        xi_from = "hmc" if (r.L, r.s, r.lam, "hmc", "correlation_length") in obs.index else None
+        xi, dxi = (get("correlation_length", c, sampler=xi_from or r.sampler)
+                   for c in ("value", "error"))  # fmt: skip
+        tau_chi2 = get("susceptibility", "tau_int")
+        per_sample = r.sample_seconds / r.n_samples
+        independent = per_sample * 2.0 * tau_chi2
+        train = 0.0 if r.sampler == "hmc" or pd.isna(r.train_seconds) else r.train_seconds
+        costs = {name: independent + train / n for name, n in AMORTISATION.items()}
+        rows.append({
+            "L": r.L, "s": r.s, "lam": r.lam, "sampler": r.sampler, "xi2": xi, "xi2_error": dxi,
+            "tau_chi2": tau_chi2, "tau_chi2_error": get("susceptibility", "tau_int_error"),
+            "tau_absm": get("abs_magnetization", "tau_int"),
+            "tau_absm_error": get("abs_magnetization", "tau_int_error"),
+            "acceptance": r.acceptance, "ess": r.ess, "train_seconds": r.train_seconds,
+            "seconds_per_sample": per_sample, "seconds_per_independent": independent, **costs,
+        })  # fmt: skip
+    table = pd.DataFrame(rows, columns=SCALING_COLUMNS)
+    return table.sort_values(["sampler", *_POINT], kind="stable", ignore_index=True)
+
+
+def dynamic_exponents(table: pd.DataFrame) -> pd.DataFrame:
+    """Fit τ_int ∝ ξ₂^z for every sampler, for χ₂ and |M| (needs ≥ 2 distinct ξ₂)."""
+    rows = []
+    for sampler, group in table.groupby("sampler", sort=False):
+        for observable, tau in (("susceptibility", "tau_chi2"), ("abs_magnetization", "tau_absm")):
+            ok = group[(group["xi2"] > 0) & (group[tau] > 0) & (group[f"{tau}_error"] > 0)]
+            if ok["xi2"].nunique() < 2:
+                continue
+            fit = analysis.fit_power_law(ok["xi2"], ok[tau], ok[f"{tau}_error"],
+                                         x_error=ok["xi2_error"].fillna(0.0))  # fmt: skip
+            rows.append([sampler, observable, fit.exponent, fit.exponent_error, fit.amplitude,
+                         fit.chi2_dof, fit.n_points])  # fmt: skip
+    return pd.DataFrame(rows, columns=EXPONENT_COLUMNS)
+
+
+def crossovers(table: pd.DataFrame) -> pd.DataFrame:
+    """The smallest L from which each flow's cost per independent sample beats HMC's.
+
+    One row per flow and cost column (sampling only, and each amortisation); ``first_L``
+    is NaN when the flow is dearer than HMC at the study's largest common lattice.
+    """
+    hmc = table[table["sampler"] == "hmc"].set_index(_POINT)
+    rows = []
+    for sampler, group in table[table["sampler"] != "hmc"].groupby("sampler", sort=False):
+        group = group.set_index(_POINT)
+        common = group.index.intersection(hmc.index).sort_values()
+        if common.empty:
+            continue
+        for cost in ("seconds_per_independent", *AMORTISATION):
+            cheaper = group.loc[common, cost].to_numpy() < hmc.loc[common, cost].to_numpy()
+            # From the first L at which the flow is cheaper and stays cheaper.
+            first = math.nan
+            for i in range(len(common)):
+                if cheaper[i:].all():
+                    first = float(common[i][0])
+                    break
+            rows.append([sampler, cost, first, float(common[-1][0])])
+    return pd.DataFrame(rows, columns=CROSSOVER_COLUMNS)
+
+
+def report_large_pulls(table: pd.DataFrame) -> list[str]:
+    """Log every pull beyond :data:`PULL_LIMIT` as a warning and return the messages."""
+    messages = []
+    for r in large_pulls(table).itertuples(index=False):
+        messages.append(
+            f"pull {r.pull:+.2f} beyond ±{PULL_LIMIT:g}: {r.sampler} ({r.estimator}) "
+            f"{r.observable} at L={r.L} s={r.s:g} lam={r.lam:g}: {r.value:.5g} ± {r.error:.2g} "
+            f"vs {r.reference} {r.reference_value:.5g} ± {r.reference_error:.2g}"
+        )
+        log.warning(messages[-1])
+    return messages
+
