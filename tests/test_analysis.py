@@ -131,8 +131,10 @@ def test_correlator_and_pole_mass_of_the_free_field():
     mass = np.arccosh(1 + s / 2)
     for row in rows[1:]:
         assert abs(row["m_eff"] - mass) < 4 * row["m_eff_error"]
-    primaries = {k: v.numpy().reshape(4, n // 4)
-                 for k, v in lattice.primary_observables(torch.from_numpy(phi)).items()}
+    primaries = {
+        k: v.numpy().reshape(4, n // 4)
+        for k, v in lattice.primary_observables(torch.from_numpy(phi)).items()
+    }
     primaries["correlator"] = correlator.reshape(4, n // 4, L)
     pole = analysis.observables(primaries, L)["pole_mass"]
     assert abs(pole.value - mass) < 4 * pole.error and pole.error < 0.02

@@ -384,8 +384,10 @@ def effective_masses(correlators: pd.DataFrame, observables: pd.DataFrame) -> Fi
     fig = Figure(figsize=(4.2 * cols, 3.5 * math.ceil(count / cols)), layout="constrained")
     axes = np.atleast_1d(fig.subplots(math.ceil(count / cols), cols)).ravel()
     fig.suptitle("Effective mass of the zero-momentum correlator")
-    for ax in axes[len(points):]:
-        ax.set_visible(False) if points else _note(ax, "no correlators")
+    if not points:
+        _note(axes[0], "no correlators")
+    for ax in axes[len(points) :]:
+        ax.set_visible(not points)
     for ax, (L, s, lam) in zip(axes, points, strict=False):
         ax.set_title(point_label(L, s, lam), fontsize="small")
         ax.set_xlabel("t")

@@ -85,25 +85,29 @@ def scaling(observables: pd.DataFrame, samplers: pd.DataFrame) -> pd.DataFrame:
     and ``cost_1e6`` add the flow's training time spread over 10⁴ and 10⁶ such samples.
     """
     obs = observables.set_index([*_POINT, "sampler", "observable"])
+
+    def get(point: tuple, sampler: str, observable: str, column: str) -> float:
+        key = (*point, sampler, observable)
+        return float(obs.loc[key, column]) if key in obs.index else math.nan
+
     rows = []
     for r in samplers.itertuples(index=False):
-        def get(observable, column, sampler=r.sampler, point=(r.L, r.s, r.lam)):  # noqa: B023
-            key = (*point, sampler, observable)
-            return float(obs.loc[key, column]) if key in obs.index else math.nan
-
-        xi_from = "hmc" if (r.L, r.s, r.lam, "hmc", "correlation_length") in obs.index else None
-        xi, dxi = (get("correlation_length", c, sampler=xi_from or r.sampler)
-                   for c in ("value", "error"))  # fmt: skip
-        tau_chi2 = get("susceptibility", "tau_int")
+        point = (r.L, r.s, r.lam)
+        has_hmc = (*point, "hmc", "correlation_length") in obs.index
+        xi_sampler = "hmc" if has_hmc else r.sampler
+        xi = get(point, xi_sampler, "correlation_length", "value")
+        dxi = get(point, xi_sampler, "correlation_length", "error")
+        tau_chi2 = get(point, r.sampler, "susceptibility", "tau_int")
         per_sample = r.sample_seconds / r.n_samples
         independent = per_sample * 2.0 * tau_chi2
         train = 0.0 if r.sampler == "hmc" or pd.isna(r.train_seconds) else r.train_seconds
         costs = {name: independent + train / n for name, n in AMORTISATION.items()}
         rows.append({
             "L": r.L, "s": r.s, "lam": r.lam, "sampler": r.sampler, "xi2": xi, "xi2_error": dxi,
-            "tau_chi2": tau_chi2, "tau_chi2_error": get("susceptibility", "tau_int_error"),
-            "tau_absm": get("abs_magnetization", "tau_int"),
-            "tau_absm_error": get("abs_magnetization", "tau_int_error"),
+            "tau_chi2": tau_chi2,
+            "tau_chi2_error": get(point, r.sampler, "susceptibility", "tau_int_error"),
+            "tau_absm": get(point, r.sampler, "abs_magnetization", "tau_int"),
+            "tau_absm_error": get(point, r.sampler, "abs_magnetization", "tau_int_error"),
             "acceptance": r.acceptance, "ess": r.ess, "train_seconds": r.train_seconds,
             "seconds_per_sample": per_sample, "seconds_per_independent": independent, **costs,
         })  # fmt: skip
@@ -162,4 +166,3 @@ def report_large_pulls(table: pd.DataFrame) -> list[str]:
         )
         log.warning(messages[-1])
     return messages
-

@@ -1,0 +1,77 @@
+"""Study-level tables: pulls against HMC or the exact result, costs, exponents, crossovers."""
+
+import math
+
+import pandas as pd
+import pytest
+
+from fieldflow import study
+from fieldflow.lattice import gaussian_observables
+
+COLUMNS = "L,s,lam,sampler,observable,value,error,tau_int,tau_int_error,n_samples".split(",")
+
+
+def row(L, s, lam, sampler, observable, value, error, tau=1.0, dtau=0.1):
+    return [L, s, lam, sampler, observable, value, error, tau, dtau, 1000]
+
+
+def test_agreement_pulls_against_hmc_and_the_exact_result():
+    exact = gaussian_observables(4, 1.0)["susceptibility"]
+    observables = pd.DataFrame([
+        row(8, -4.0, 6.0, "hmc", "susceptibility", 2.0, 0.03),
+        row(8, -4.0, 6.0, "cnf", "susceptibility", 2.1, 0.04),
+        row(4, 1.0, 0.0, "hmc", "susceptibility", exact + 0.02, 0.01),
+        row(4, 1.0, 0.0, "cnf", "susceptibility", exact - 0.1, 0.02),
+        row(10, -4.0, 5.5, "cnf", "susceptibility", 3.0, 0.1),  # no HMC here: no pull
+    ], columns=COLUMNS)  # fmt: skip
+    reweighted = pd.DataFrame([row(8, -4.0, 6.0, "cnf", "susceptibility", 1.9, 0.05)],
+                              columns=COLUMNS)  # fmt: skip
+    table = study.agreement(observables, reweighted).set_index(["L", "sampler", "estimator"])
+    assert table.loc[(8, "cnf", "mh"), "pull"] == pytest.approx(0.1 / 0.05)
+    assert table.loc[(8, "cnf", "reweighting"), "pull"] == pytest.approx(
+        -0.1 / math.hypot(0.05, 0.03)
+    )
+    assert table.loc[(4, "cnf", "mh"), "reference"] == "exact"
+    assert table.loc[(4, "cnf", "mh"), "pull"] == pytest.approx(-5.0)
+    assert table.loc[(4, "hmc", "mh"), "pull"] == pytest.approx(2.0)  # HMC checked at λ = 0
+    assert (8, "hmc", "mh") not in table.index and 10 not in table.index.get_level_values("L")
+    large = study.large_pulls(table.reset_index())
+    assert list(large["pull"]) == [pytest.approx(-5.0)]
+    messages = study.report_large_pulls(table.reset_index())
+    assert len(messages) == 1 and "cnf (mh) susceptibility at L=4" in messages[0]
+
+
+def scaling_inputs():
+    rows, samplers = [], []
+    for L, xi, tau_hmc in ((6, 1.5, 1.0), (8, 2.0, 1.0 * (2.0 / 1.5) ** 2), (12, 3.0, 4.0)):
+        rows += [row(L, -4.0, 5.0, "hmc", "correlation_length", xi, 0.01),
+                 row(L, -4.0, 5.0, "hmc", "susceptibility", 1.0, 0.1, tau_hmc, 0.05 * tau_hmc),
+                 row(L, -4.0, 5.0, "hmc", "abs_magnetization", 1.0, 0.1, tau_hmc, 0.05 * tau_hmc),
+                 row(L, -4.0, 5.0, "cnf", "susceptibility", 1.0, 0.1, 0.6, 0.01),
+                 row(L, -4.0, 5.0, "cnf", "abs_magnetization", 1.0, 0.1, 0.6, 0.01)]  # fmt: skip
+        # HMC: 1 ms per trajectory; cnf: 3 ms per proposal and 100 s of training.
+        samplers += [[L, -4.0, 5.0, "hmc", 0.8, math.nan, math.nan, 10.0, 10000],
+                     [L, -4.0, 5.0, "cnf", 0.9, 0.9, 100.0, 30.0, 10000]]  # fmt: skip
+    columns = "L,s,lam,sampler,acceptance,ess,train_seconds,sample_seconds,n_samples".split(",")
+    return pd.DataFrame(rows, columns=COLUMNS), pd.DataFrame(samplers, columns=columns)
+
+
+def test_scaling_costs_and_crossover():
+    table = study.scaling(*scaling_inputs()).set_index(["sampler", "L"])
+    assert table.loc[("hmc", 12), "seconds_per_independent"] == pytest.approx(1e-3 * 2 * 4.0)
+    assert table.loc[("cnf", 6), "seconds_per_independent"] == pytest.approx(3e-3 * 2 * 0.6)
+    assert table.loc[("cnf", 6), "cost_1e4"] == pytest.approx(3.6e-3 + 100.0 / 1e4)
+    assert table.loc[("hmc", 6), "cost_1e6"] == table.loc[("hmc", 6), "seconds_per_independent"]
+    assert table.loc[("cnf", 8), "xi2"] == 2.0  # xi_2 comes from HMC
+    crossover = study.crossovers(table.reset_index()).set_index(["sampler", "cost"])
+    # cnf: 3.6 ms everywhere; HMC: 2, 3.6, 8 ms: cheaper (strictly) from L = 12 on.
+    assert crossover.loc[("cnf", "seconds_per_independent"), "first_L"] == 12
+    assert math.isnan(crossover.loc[("cnf", "cost_1e4"), "first_L"])
+
+
+def test_dynamic_exponent_of_a_known_power_law():
+    table = study.scaling(*scaling_inputs())
+    exponents = study.dynamic_exponents(table).set_index(["sampler", "observable"])
+    assert exponents.loc[("hmc", "susceptibility"), "z"] == pytest.approx(2.0, abs=1e-6)
+    assert exponents.loc[("hmc", "abs_magnetization"), "n_points"] == 3
+    assert exponents.loc[("cnf", "susceptibility"), "z"] == pytest.approx(0.0, abs=1e-6)
