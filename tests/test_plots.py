@@ -173,3 +173,29 @@ def test_transfer_figure(tmp_path, families):
              "source_seconds": 3.0, "target_ess": 0.2} for f in families]  # fmt: skip
     png, pdf = plots.save_figure(plots.transfer_curves(runs), tmp_path / "transfer")
     assert png.stat().st_size > 5000 and pdf.stat().st_size > 1000
+
+
+@pytest.mark.parametrize("empty", [False, True])
+def test_study_figures(tmp_path, empty):
+    from test_study import scaling_inputs
+
+    from fieldflow import study
+
+    observables, samplers = scaling_inputs()
+    scaling = study.scaling(observables, samplers)
+    agreement = study.agreement(observables.assign(value=observables.value * 1.01))
+    correlators = pd.DataFrame({"L": 6, "s": -4.0, "lam": 5.0, "sampler": ["hmc", "cnf"] * 3,
+                                "t": [0, 0, 1, 1, 2, 2], "correlator": 1.0,
+                                "correlator_error": 0.1, "m_eff_error": 0.02,
+                                "m_eff": [None, None, 0.7, 0.71, 0.69, 0.7]})  # fmt: skip
+    if empty:
+        scaling, agreement, correlators = (f.iloc[:0] for f in (scaling, agreement, correlators))
+    figures = {
+        "scaling": plots.scaling_tau(scaling, study.dynamic_exponents(scaling)),
+        "cost": plots.cost_per_sample(scaling, study.crossovers(scaling)),
+        "agreement": plots.pulls(agreement),
+        "correlators": plots.effective_masses(correlators, observables),
+    }
+    for name, fig in figures.items():
+        png, pdf = plots.save_figure(fig, tmp_path / name)
+        assert png.stat().st_size > 5000 and pdf.stat().st_size > 1000

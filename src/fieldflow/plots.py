@@ -319,7 +319,11 @@ def cost_per_sample(scaling: pd.DataFrame, crossover: pd.DataFrame) -> Figure:
         for column, linestyle, what in styles:
             if sampler == "hmc" and column != "seconds_per_independent":
                 continue
-            ax.plot(rows["L"], rows[column], linestyle=linestyle, label=f"{sampler}: {what}",
+            # Lines join a line of points, one per L; a study with several points at one L
+            # gets markers only.
+            ax.plot(rows["L"], rows[column], label=f"{sampler}: {what}",
+                    linestyle=linestyle if rows["L"].is_unique else "none",
+                    fillstyle="full" if column == "seconds_per_independent" else "none",
                     **_style(sampler))  # fmt: skip
         first = crossover[(crossover["sampler"] == sampler)
                           & (crossover["cost"] == "seconds_per_independent")]  # fmt: skip

@@ -40,11 +40,6 @@ use rule train as train_scratch with:
     benchmark:
         "results/benchmarks/train/{flow}/{point}.scratch.tsv"
     params:
-        point=point_params,
-        hyperparameters=lambda w: fieldflow.config.flow_settings(config, w.flow)[0],
-        training=lambda w: fieldflow.config.flow_settings(config, w.flow)[1],
-        device=config["device"],
-        seed=lambda w: fieldflow.config.job_seed(config, "train", w.flow, w.point),
         checkpoint="results/checkpoints/{flow}/{point}.scratch.pt",
 
 
