@@ -144,3 +144,29 @@ def test_training_lowers_the_loss():
     result = train(flow, point, config, seed=0, progress=False)
     assert result.steps == 100 and [row["step"] for row in result.history] == [50, 100]
     assert loss() < before - 0.5
+
+
+def test_discretisation_error_flags_a_stiff_field():
+    from fieldflow.flows import build_flow
+
+    assert build_flow("realnvp", 4, {"n_layers": 2}).discretisation_error(8) == 0.0
+    torch.manual_seed(0)
+    flow = build_cnf(4, n_steps=2).double()
+    with torch.no_grad():
+        flow.layers[0].field.coefficients.normal_(0.0, 0.3)  # stiff for 2 RK4 steps
+    coarse = flow.discretisation_error(32, torch.Generator().manual_seed(1))
+    flow.layers[0].n_steps = 64
+    fine = flow.discretisation_error(32, torch.Generator().manual_seed(1))
+    assert coarse > 0.2 and fine < 1e-3 * coarse
+
+
+def test_training_treats_integration_error_as_divergence():
+    from fieldflow.lattice import Point
+    from fieldflow.training import TrainConfig, TrainingDiverged, train
+
+    torch.manual_seed(0)
+    flow = build_cnf(4, n_features=2, n_time_basis=2, n_steps=4)
+    config = TrainConfig(steps=6, ess_every=2, ess_samples=16, batch_size=8, lr=0.05,
+                         max_discretisation_error=1e-9, max_recoveries=1)  # fmt: skip
+    with pytest.raises(TrainingDiverged, match="integration error"):
+        train(flow, Point(4, -4.0, 8.0), config, seed=0, progress=False)
