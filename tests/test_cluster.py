@@ -1,0 +1,332 @@
+import itertools
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from fieldflow import analysis
+from fieldflow.lattice import Point, action, gaussian_observables
+from fieldflow.mcmc import cluster
+from fieldflow.stages import ensemble_primaries
+
+POINT = Point(6, -4.0, 6.975)
+
+
+def settings(**overrides):
+    return {"n_chains": 4, "n_updates": 10, "burn_in": 10} | overrides
+
+
+def global_action(phi, s, lam):
+    return action(torch.from_numpy(np.asarray(phi, dtype=np.float64)), s, lam).numpy()
+
+
+# --- exact transition matrices of the cluster step, by enumeration --------------------
+
+
+def lattice_links(shape):
+    """Every link (x, x+μ̂) as a pair of flat site indices; a pair appears twice if L = 2."""
+    lx, ly = shape
+
+    def site(i, j):
+        return (i % lx) * ly + (j % ly)
+
+    cells = list(itertools.product(range(lx), range(ly)))
+    return [(site(i, j), site(i + 1, j)) for i, j in cells] + [
+        (site(i, j), site(i, j + 1)) for i, j in cells
+    ]
+
+
+def clusters_of(bonds, volume):
+    """Connected components (as site bitmasks) of the graph with the given bonds."""
+    parent = list(range(volume))
+
+    def root(i):
+        while parent[i] != i:
+            i = parent[i]
+        return i
+
+    for x, y in bonds:
+        parent[root(x)] = root(y)
+    masks = {}
+    for i in range(volume):
+        masks[root(i)] = masks.get(root(i), 0) | (1 << i)
+    return tuple(sorted(masks.values()))
+
+
+def flip_kernels(links, volume):
+    """Per bond subset its partition index; per partition the flip laws of SW and Wolff.
+
+    SW flips every union of clusters with probability 2^-k; Wolff flips cluster C with
+    probability |C| / V. Rows are indexed by partition, columns by the flipped-site mask.
+    """
+    n_links = len(links)
+    partitions, index = {}, []
+    for subset in range(2**n_links):
+        bonds = [links[l] for l in range(n_links) if subset >> l & 1]
+        index.append(partitions.setdefault(clusters_of(bonds, volume), len(partitions)))
+    sw = np.zeros((len(partitions), 2**volume))
+    wolff = np.zeros_like(sw)
+    for parts, k in partitions.items():
+        for chosen in itertools.product((0, 1), repeat=len(parts)):
+            sw[k, sum(c for c, on in zip(parts, chosen, strict=True) if on)] += 0.5 ** len(parts)
+        for c in parts:
+            wolff[k, c] += c.bit_count() / volume
+    return np.array(index), {"sw": sw, "wolff": wolff}
+
+
+def signs(states, volume):
+    """±1 per site of each integer-coded state (bit i set: site i negative)."""
+    bits = (np.asarray(states)[:, None] >> np.arange(volume)) & 1
+    return 1.0 - 2.0 * bits
+
+
+def exact_transitions(magnitudes, shape, bond_factor=4.0):
+    """T[a, b] of both variants at fixed |φ|, over all 2^V sign states a, b."""
+    volume = magnitudes.size
+    links = lattice_links(shape)
+    partition_of, kernels = flip_kernels(links, volume)
+    subsets = (np.arange(2 ** len(links))[:, None] >> np.arange(len(links))) & 1
+    states = np.arange(2**volume)
+    T = {name: np.zeros((2**volume, 2**volume)) for name in kernels}
+    for a, eps in zip(states, signs(states, volume), strict=True):
+        phi = magnitudes * eps
+        p = np.array([1 - math.exp(-bond_factor * phi[x] * phi[y]) if phi[x] * phi[y] > 0 else 0
+                      for x, y in links])  # fmt: skip
+        weight = np.prod(np.where(subsets == 1, p, 1 - p), axis=1)
+        per_partition = np.bincount(partition_of, weights=weight, minlength=len(kernels["sw"]))
+        for name, kernel in kernels.items():
+            T[name][a, a ^ states] = per_partition @ kernel
+    phis = magnitudes * signs(states, volume)
+    boltzmann = np.exp(-global_action(phis.reshape(-1, *shape), 0.3, 0.7))
+    return T, boltzmann / boltzmann.sum()
+
+
+SHAPES = [(2, 2), (2, 3)]
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_exact_cluster_kernels_satisfy_detailed_balance(shape):
+    rng = np.random.default_rng(0)
+    magnitudes = rng.uniform(0.2, 0.8, size=shape[0] * shape[1])
+    T, pi = exact_transitions(magnitudes, shape)
+    for name, t in T.items():
+        flow = pi[:, None] * t
+        assert np.abs(t.sum(axis=1) - 1).max() < 1e-12, name
+        assert np.abs(flow - flow.T).max() < 1e-12, name
+    # The check has teeth: SW's bond probability with the wrong coupling breaks it.
+    t_wrong, _ = exact_transitions(magnitudes, shape, bond_factor=2.0)
+    flow = pi[:, None] * t_wrong["sw"]
+    assert np.abs(flow - flow.T).max() > 1e-4
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("variant", ["sw", "wolff"])
+def test_cluster_step_matches_exact_transitions(shape, variant):
+    rng = np.random.default_rng(1)
+    volume = shape[0] * shape[1]
+    magnitudes = rng.uniform(0.2, 0.8, size=volume)
+    T, _ = exact_transitions(magnitudes, shape)
+    n = 20000
+    for start in (0, 1, 2**volume - 6):
+        phi0 = (magnitudes * signs([start], volume)[0]).reshape(shape)
+        phi, flipped = cluster.cluster_step(np.tile(phi0, (n, 1, 1)), rng, variant)
+        assert np.array_equal(np.abs(phi), np.abs(np.tile(phi0, (n, 1, 1))))
+        codes = (phi.reshape(n, volume) < 0).astype(int) @ (1 << np.arange(volume))
+        freq = np.bincount(codes, minlength=2**volume) / n
+        changed = ((codes ^ start)[:, None] >> np.arange(volume)) & 1
+        assert np.allclose(flipped, changed.mean(axis=1))
+        t = T[variant][start]
+        sigma = np.sqrt(np.maximum(t, 1 / n) * (1 - t) / n)
+        assert np.all(np.abs(freq - t) < 5 * sigma), (start, np.abs(freq - t).max())
+        assert np.all(freq[t == 0] == 0)
+
+
+def test_bond_probability():
+    x = np.array([0.5, 0.5, -0.5, -0.3, 0.0])
+    y = np.array([0.4, -0.4, -0.4, 0.3, 0.7])
+    expected = [1 - math.exp(-4 * 0.2), 0.0, 1 - math.exp(-4 * 0.2), 0.0, 0.0]
+    assert np.allclose(cluster.bond_probability(x, y), expected, rtol=1e-14, atol=0)
+    assert np.array_equal(cluster.bond_probability(x, y), cluster.bond_probability(y, x))
+
+
+# --- local updates ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("shape", [(2, 2), (3, 3), (4, 4), (2, 3), (5, 4)])
+def test_colour_masks_partition_without_neighbours(shape):
+    masks = cluster.colour_masks(shape)
+    assert np.array_equal(sum(m.astype(int) for m in masks), np.ones(shape, dtype=int))
+    for m in masks:
+        for axis in (0, 1):
+            assert not np.any(m & np.roll(m, 1, axis))
+
+
+@pytest.mark.parametrize("shape", [(2, 2), (3, 3), (4, 4), (2, 3)])
+def test_local_delta_action_equals_global_difference(shape):
+    rng = np.random.default_rng(2)
+    s, lam = -4.0, 5.5
+    phi = rng.normal(0.0, 0.7, size=(3, *shape))
+    nn = cluster.neighbour_sum(phi)
+    for i, j in itertools.product(range(shape[0]), range(shape[1])):
+        new = phi.copy()
+        new[:, i, j] += rng.normal(0.0, 0.5, size=3)
+        local = cluster.local_delta_action(phi[:, i, j], new[:, i, j], nn[:, i, j], s, lam)
+        exact = global_action(new, s, lam) - global_action(phi, s, lam)
+        assert np.allclose(local, exact, rtol=1e-10, atol=1e-10)
+    # Sites of one colour share no link, so their local ΔS add up to the global one.
+    for mask in cluster.colour_masks(shape):
+        new = np.where(mask, phi + rng.normal(0.0, 0.5, size=phi.shape), phi)
+        local = cluster.local_delta_action(phi, new, nn, s, lam)[:, mask].sum(axis=1)
+        exact = global_action(new, s, lam) - global_action(phi, s, lam)
+        assert np.allclose(local, exact, rtol=1e-10, atol=1e-10)
+
+
+def test_local_sweep_changes_only_where_accepted_and_keeps_input():
+    rng = np.random.default_rng(3)
+    phi = rng.normal(0.0, 0.5, size=(8, 4, 4))
+    before = phi.copy()
+    new, rate = cluster.local_sweep(phi, POINT.s, POINT.lam, 0.5, rng)
+    assert np.array_equal(phi, before)
+    assert rate == pytest.approx(np.mean(new != phi))
+    assert 0.0 < rate < 1.0
+    assert np.all(np.abs(new - phi) <= 0.5)
+
+
+@pytest.mark.parametrize(("s", "lam"), [(-4.0, 6.975), (-7.0, 2.0), (1.0, 0.5), (1.0, 0.0),
+                                        (-4.5, 1e-6), (3.0, 1e3)])  # fmt: skip
+def test_local_minimum_is_the_global_minimiser(s, lam):
+    b = np.concatenate([np.linspace(-12.0, 12.0, 481), [0.0, 1e-13, -1e-9]])
+    c = cluster.local_minimum(b, s, lam)
+    slope = 4 * lam * c**3 + 2 * (4 + s) * c - b
+    assert np.abs(slope).max() < 1e-9 * (1 + np.abs(b).max())
+    grid = np.linspace(-3 * np.abs(c).max() - 3, 3 * np.abs(c).max() + 3, 20001)
+
+    def V(x, b):
+        return (4 + s) * x**2 + lam * x**4 - b * x
+
+    v_grid = V(grid[None, :], b[:, None]).min(axis=1)
+    assert np.all(V(c, b) <= v_grid + 1e-12 * (1 + np.abs(v_grid)))
+
+
+def test_overrelaxation_is_an_involution_with_exact_delta_action():
+    rng = np.random.default_rng(4)
+    for s, lam in [(-4.0, 6.975), (-7.0, 2.0), (1.0, 0.0)]:
+        phi = rng.normal(0.0, 0.7, size=(4, 4, 4))
+        nn = cluster.neighbour_sum(phi)
+        c = cluster.local_minimum(2 * nn, s, lam)
+        reflected = 2 * c - phi
+        # c depends on the neighbours only, so reflecting again returns φ.
+        assert np.allclose(2 * c - reflected, phi, atol=1e-12)
+        dS = cluster.local_delta_action(phi, reflected, nn, s, lam)
+        for i, j in [(0, 0), (1, 2), (3, 3)]:
+            new = phi.copy()
+            new[:, i, j] = reflected[:, i, j]
+            exact = global_action(new, s, lam) - global_action(phi, s, lam)
+            assert np.allclose(dS[:, i, j], exact, rtol=1e-10, atol=1e-10)
+        if lam == 0:  # V is symmetric about c: reflections are always accepted
+            assert np.abs(dS).max() < 1e-12
+            _, rate = cluster.overrelax_sweep(phi, s, lam, rng)
+            assert rate == 1.0
+
+
+# --- the sampler ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("variant", "overrelax", "s"),
+                         [("sw", False, 1.0), ("wolff", False, 0.5), ("sw", True, 0.5),
+                          ("wolff", True, 1.0)])  # fmt: skip
+def test_reproduces_exact_gaussian_theory(variant, overrelax, s):
+    L = 4
+    cfg = settings(n_chains=32, n_updates=600, burn_in=100, variant=variant, overrelax=overrelax)
+    result = cluster.run(Point(L, s, 0.0), cfg, seed=11, progress=False)
+    estimates = analysis.observables(ensemble_primaries(result.phi), L)
+    exact = gaussian_observables(L, s)
+    names = ["phi2", "susceptibility", "ising_energy", "correlation_length",
+             "abs_magnetization", "binder"]  # fmt: skip
+    for name in names:
+        e = estimates[name]
+        assert math.isfinite(e.error) and e.error > 0
+        assert abs(e.value - exact[name]) < 4 * e.error, (name, e, exact[name])
+
+
+def exact_l2_moments(s, lam, n_grid=51, half_width=2.5):
+    """⟨φ²⟩ and ⟨M²⟩/V on the 2×2 lattice by quadrature over the four field values."""
+    x = np.linspace(-half_width, half_width, n_grid)
+    grid = np.stack(np.meshgrid(x, x, x, indexing="ij"), axis=-1).reshape(-1, 3)
+    z = phi2 = m2 = 0.0
+    for first in x:
+        phi = np.concatenate([np.full((len(grid), 1), first), grid], axis=1)
+        w = np.exp(-global_action(phi.reshape(-1, 2, 2), s, lam))
+        z += w.sum()
+        phi2 += (w * (phi**2).mean(axis=1)).sum()
+        m2 += (w * phi.sum(axis=1) ** 2 / 4).sum()
+    return phi2 / z, m2 / z
+
+
+@pytest.mark.parametrize(("variant", "overrelax"), [("sw", True), ("wolff", False)])
+def test_reproduces_exact_interacting_two_by_two(variant, overrelax):
+    # s = -7, λ = 2: a double well at each site, and the three-root branch of the
+    # over-relaxation centre is visited whenever the neighbours disagree.
+    s, lam = -7.0, 2.0
+    phi2, m2 = exact_l2_moments(s, lam)
+    cfg = settings(n_chains=32, n_updates=1000, burn_in=100, variant=variant, overrelax=overrelax)
+    result = cluster.run(Point(2, s, lam), cfg, seed=3, progress=False)
+    primaries = ensemble_primaries(result.phi)
+    for name, exact in [("phi2", phi2), ("m2", m2)]:
+        e = analysis.gamma_estimate(primaries[name])
+        assert abs(e.value - exact) < 4 * e.error, (name, e, exact)
+
+
+def test_result_layout_tuning_and_stored_action():
+    cfg = settings(n_chains=8, n_updates=50, burn_in=200)
+    result = cluster.run(POINT, cfg, seed=1, progress=False)
+    assert result.phi.shape == (8, 50, 6, 6) and result.phi.dtype == np.float32
+    assert set(result.per_draw) == {"action", "cluster_fraction"}
+    assert all(v.shape == (8, 50) and v.dtype == np.float64 for v in result.per_draw.values())
+    assert 0.4 < result.acceptance < 0.6
+    assert set(result.info) == {"step_size", "local_sweeps", "variant", "overrelax"}
+    assert result.info["step_size"] > 0 and result.info["variant"] == "sw"
+    # SW flips each cluster with probability ½, so half the sites on average.
+    assert result.per_draw["cluster_fraction"].mean() == pytest.approx(0.5, abs=0.03)
+    recomputed = global_action(result.phi[:, -1], POINT.s, POINT.lam)
+    assert np.allclose(recomputed, result.per_draw["action"][:, -1], rtol=1e-5)
+
+
+def test_without_local_sweeps_acceptance_is_nan():
+    result = cluster.run(POINT, settings(local_sweeps=0), seed=0, progress=False)
+    assert math.isnan(result.acceptance)
+    assert result.info["local_sweeps"] == 0
+
+
+def test_same_seed_same_chain():
+    cfg = settings(variant="wolff", overrelax=True)
+    a = cluster.run(POINT, cfg, seed=5, progress=False)
+    b = cluster.run(POINT, cfg, seed=5, progress=False)
+    c = cluster.run(POINT, cfg, seed=6, progress=False)
+    assert np.array_equal(a.phi, b.phi)
+    assert all(np.array_equal(a.per_draw[k], b.per_draw[k]) for k in a.per_draw)
+    assert a.info == b.info
+    assert not np.array_equal(a.phi, c.phi)
+
+
+@pytest.mark.parametrize(
+    ("point", "overrides", "message"),
+    [
+        (Point(4, -1.0, 0.0), {}, "lam = 0 needs s > 0"),
+        (Point(4, 0.0, 0.0), {}, "lam = 0 needs s > 0"),
+        (Point(4, math.nan, 1.0), {}, "finite"),
+        (Point(4, 1.0, math.inf), {}, "finite"),
+        (Point(4, 1.0, -1.0), {}, "non-negative"),
+        (POINT, {"variant": "metropolis"}, "unknown cluster variant"),
+        (POINT, {"n_updates": -1}, "n_updates"),
+        (POINT, {"burn_in": -5}, "burn_in"),
+        (POINT, {"local_sweeps": -1}, "local_sweeps"),
+        (POINT, {"n_chains": 0}, "n_chains"),
+        (POINT, {"n_chains": 2.5}, "n_chains"),
+        (POINT, {"target_acceptance": 1.5}, "target_acceptance"),
+    ],
+)
+def test_bad_settings_are_refused(point, overrides, message):
+    with pytest.raises(ValueError, match=message):
+        cluster.run(point, settings(**overrides), seed=0, progress=False)
