@@ -5,11 +5,37 @@ import pytest
 import torch
 
 from fieldflow import analysis
-from fieldflow.lattice import Point, action, force, gaussian_observables
+from fieldflow.lattice import (
+    Point,
+    action,
+    force,
+    gaussian_observables,
+    primary_observables,
+    timeslice_correlator,
+)
 from fieldflow.mcmc import hmc, leapfrog, omelyan
-from fieldflow.stages import ensemble_primaries
+from fieldflow.mcmc.chain import ChainResult
+from fieldflow.mcmc.hmc import auto_trajectory_length, run
 
 POINT = Point(6, -4.0, 6.975)
+SETTINGS = {
+    "n_chains": 3,
+    "n_trajectories": 12,
+    "burn_in": 20,
+    "trajectory_length": 1.0,
+    "target_acceptance": 0.8,
+    "integrator": "leapfrog",
+    "trajectory_jitter": 0.5,
+}
+
+
+def ensemble_primaries(phi):
+    """Primaries (chain, draw) and the time-slice correlator (chain, draw, L) of φ."""
+    n_chains, n_draws = phi.shape[:2]
+    flat = torch.from_numpy(phi.reshape(n_chains * n_draws, *phi.shape[2:])).double()
+    parts = {k: v.numpy() for k, v in primary_observables(flat).items()}
+    parts["correlator"] = timeslice_correlator(flat).numpy()
+    return {k: v.reshape(n_chains, n_draws, *v.shape[1:]) for k, v in parts.items()}
 
 
 def start(seed=0, batch=4):
@@ -52,6 +78,7 @@ def test_step_size_fixed_after_burn_in_and_acceptance_near_target():
     result = hmc(POINT, n_chains=8, n_trajectories=50, burn_in=100, seed=1, progress=False)
     assert result.phi.shape == (8, 50, 6, 6) and result.phi.dtype == np.float32
     assert result.n_steps * result.step_size == pytest.approx(1.0)
+    assert result.trajectory_length == 1.0
     assert 0.6 < result.acceptance < 0.95
     # Stored actions belong to the stored configurations.
     recomputed = action(torch.from_numpy(result.phi[:, -1]).double(), POINT.s, POINT.lam)
@@ -86,3 +113,65 @@ def test_jitter_breaks_resonance_of_fixed_trajectories():
     assert taus[0.5] < 0.5 * taus[0.0]
     with pytest.raises(ValueError, match="jitter"):
         hmc(point, 1, 10, 1, seed=0, jitter=1.0)
+
+
+def test_auto_trajectory_length_follows_the_exact_free_correlation_length():
+    # At λ = 0 the second-moment ξ₂ = 1/√s exactly; τ = c ξ₂ from the burn-in's estimate.
+    c, L = 1.0, 8
+    taus = {}
+    for s in (0.5, 0.1):
+        xi = gaussian_observables(L, s)["correlation_length"]
+        result = hmc(Point(L, s, 0.0), 32, 2, 160, seed=3, trajectory_length="auto",
+                     trajectory_per_xi=c, progress=False)  # fmt: skip
+        taus[s] = result.trajectory_length
+        assert c * xi / 1.35 < taus[s] < c * xi * 1.35, (s, taus[s], c * xi)
+        assert result.n_steps * result.step_size == pytest.approx(taus[s])
+    assert taus[0.1] > 1.5 * taus[0.5]
+
+
+def test_auto_trajectory_length_is_clipped_and_falls_back():
+    assert auto_trajectory_length(3.0, 16, 0.5) == pytest.approx(1.5)
+    assert auto_trajectory_length(0.5, 16, 0.5) == 1.0
+    assert auto_trajectory_length(100.0, 16, 0.5) == 8.0
+    assert auto_trajectory_length(math.nan, 16) == 1.0
+    # A burn-in too short to measure ξ₂ keeps τ₀ = 1.
+    result = hmc(POINT, 2, 3, 1, seed=0, trajectory_length="auto", progress=False)
+    assert result.trajectory_length == 1.0
+
+
+@pytest.mark.parametrize("bad", ["long", 0.0, -1.0, math.nan, math.inf, True, None])
+def test_invalid_trajectory_length_raises(bad):
+    with pytest.raises(ValueError, match="trajectory_length"):
+        hmc(POINT, 1, 1, 1, seed=0, trajectory_length=bad, progress=False)
+    with pytest.raises(ValueError, match="trajectory_length"):
+        run(POINT, {**SETTINGS, "trajectory_length": bad}, seed=0, progress=False)
+
+
+def test_invalid_trajectory_per_xi_raises():
+    with pytest.raises(ValueError, match="trajectory_per_xi"):
+        hmc(POINT, 1, 1, 1, seed=0, trajectory_length="auto", trajectory_per_xi=0.0)
+
+
+def test_run_matches_hmc():
+    result = run(POINT, SETTINGS, seed=4, progress=False)
+    direct = hmc(POINT, 3, 12, 20, seed=4, trajectory_length=1.0, progress=False)
+    assert isinstance(result, ChainResult)
+    assert result.phi.shape == (3, 12, 6, 6) and result.phi.dtype == np.float32
+    assert np.array_equal(result.phi, direct.phi)
+    assert result.per_draw["action"].dtype == np.float64
+    assert result.per_draw["accepted"].dtype == bool
+    assert all(v.shape == (3, 12) for v in result.per_draw.values())
+    assert result.acceptance == direct.acceptance
+    info = result.info
+    assert info["step_size"] == direct.step_size and info["trajectory_length"] == 1.0
+    # Jittered lengths average to about the nominal n = τ/ε.
+    assert 0.5 * direct.n_steps <= info["n_leapfrog"] <= 1.5 * direct.n_steps
+
+
+def test_run_auto_reports_the_chosen_length():
+    settings = {**SETTINGS, "trajectory_length": "auto", "trajectory_per_xi": 2.0}
+    info = run(Point(8, 0.1, 0.0), settings, seed=1, progress=False).info
+    assert 1.0 < info["trajectory_length"] <= 4.0
+    assert info["step_size"] * info["n_leapfrog"] == pytest.approx(
+        info["trajectory_length"], rel=0.5
+    )

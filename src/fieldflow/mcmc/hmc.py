@@ -5,21 +5,29 @@ leapfrog or Omelyan's second-order minimum-norm scheme, then accepted with proba
 min(1, e^{−ΔH}) per chain. The step size is tuned during burn-in only (Robbins–Monro on
 log ε towards a target acceptance) and then frozen, so the production chain is an exact
 Markov chain with a fixed kernel.
+
+With ``trajectory_length="auto"`` the burn-in also picks τ for the point: τ = c ξ₂ from the
+second-moment correlation length measured on the burn-in chains. The slowest (k = 0) free
+mode has ω² = 2 s_eff ≈ 2/ξ², so a fixed τ moves it by ωτ ∝ 1/ξ per trajectory and τ_int
+grows as ξ² (z ≈ 2); τ ∝ ξ turns it by a fixed angle instead (z ≈ 1 per trajectory).
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import numbers
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any, Literal
 
 import numpy as np
 import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from fieldflow.lattice import Point, action, force
+from fieldflow.lattice import Point, action, force, primary_observables
+from fieldflow.mcmc.chain import ChainResult
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +35,14 @@ ForceFn = Callable[[Tensor], Tensor]
 
 #: Omelyan's 2MN parameter (Omelyan, Mryglod & Folk 2003).
 OMELYAN_XI = 0.1931833275037836
+
+#: Trajectory length of the first half of an ``"auto"`` burn-in, its fallback and its floor.
+TAU0 = 1.0
+#: Default c of τ = c ξ₂: the cheapest per independent χ₂ (leapfrog steps × 2τ_int) of
+#: c ∈ {0.3…3} at E4, E5 and (L, λ) = (20, 4.807), flat within ~10% over 0.4–0.65; about
+#: half the quarter period π/(2√2) ξ₂ of the slowest free mode, as past it τ_int(χ₂)
+#: levels off near 2 rather than falling towards ½.
+TRAJECTORY_PER_XI = 0.5
 
 
 def leapfrog(phi: Tensor, pi: Tensor, f: ForceFn, eps: float, n_steps: int):
@@ -55,13 +71,19 @@ INTEGRATORS = {"leapfrog": leapfrog, "omelyan": omelyan}
 
 @dataclass(frozen=True)
 class HMCResult:
-    """φ (chain, draw, L, L) float32; S and acceptance flags per (chain, draw)."""
+    """φ (chain, draw, L, L) float32; S and acceptance flags per (chain, draw).
+
+    ``n_steps`` is the nominal number of steps, τ = ``n_steps * step_size``;
+    ``mean_steps`` the mean over the kept (jittered) trajectories.
+    """
 
     phi: np.ndarray
     action: np.ndarray
     accepted: np.ndarray
     step_size: float
     n_steps: int
+    trajectory_length: float
+    mean_steps: float
 
     @property
     def acceptance(self) -> float:
@@ -102,17 +124,109 @@ def tune_step_size(
     integrator: str = "leapfrog",
     eps: float = 0.1,
     progress: bool = False,
+    observe: Callable[[int, Tensor], None] | None = None,
 ) -> tuple[Tensor, float]:
-    """Burn-in with step-size adaptation: log ε += γ_t (acceptance − target), γ_t = t^-0.6."""
+    """Burn-in with step-size adaptation: log ε += γ_t (acceptance − target), γ_t = t^-0.6.
+
+    ``observe(t, φ)``, if given, sees the chains after each trajectory t.
+    """
     step = INTEGRATORS[integrator]
     log_eps = math.log(eps)
     for t in tqdm(range(n_trajectories), disable=not progress, desc="hmc burn-in"):
         eps_t, n = _steps(trajectory_length, math.exp(log_eps))
         phi, _, accept = _trajectory(phi, point, step, eps_t, n, generator)
+        if observe is not None:
+            observe(t, phi)
         gamma = (t + 1) ** -0.6
         log_eps += gamma * (accept.double().mean().item() - target_acceptance)
         log_eps = min(log_eps, math.log(trajectory_length))
     return phi, math.exp(log_eps)
+
+
+class _CorrelationLength:
+    """Running ⟨M²⟩/V and F over all chains from trajectory ``start`` on; ξ₂ from them."""
+
+    def __init__(self, start: int) -> None:
+        self.start = start
+        self.m2 = 0.0
+        self.f_first = 0.0
+        self.count = 0
+
+    def __call__(self, t: int, phi: Tensor) -> None:
+        if t >= self.start:
+            primaries = primary_observables(phi)
+            self.m2 += primaries["m2"].sum().item()
+            self.f_first += primaries["f_first"].sum().item()
+            self.count += phi.shape[0]
+
+    def value(self, L: int) -> float:
+        """ξ₂ = sqrt(χ₂/F − 1) / (2 sin(π/L)); NaN without data or with χ₂ ≤ F."""
+        if self.count == 0 or not self.f_first > 0:
+            return math.nan
+        ratio = self.m2 / self.f_first - 1.0
+        if not (math.isfinite(ratio) and ratio > 0):
+            return math.nan
+        return math.sqrt(ratio) / (2.0 * math.sin(math.pi / L))
+
+
+def auto_trajectory_length(
+    xi: float, L: int, trajectory_per_xi: float = TRAJECTORY_PER_XI
+) -> float:
+    r"""τ = c ξ₂ clipped to [τ₀, L/2] with τ₀ = 1; τ₀ if ξ₂ is not finite.
+
+    The floor: where c ξ₂ < 1 the slowest mode (ω ≈ √2/ξ₂) already turns by
+    ≳ √2 c rad in a unit trajectory, and shorter ones mostly slow the UV modes (free
+    quarter period π/(2√(2(s + 8))) ≈ 0.55 at s = −4): at E1 (ξ₂ ≈ 1.5) τ = 0.75 cost
+    6–10% more per independent χ₂ than τ = 1, τ = 0.5 25% more. The floor also bounds
+    the damage of a noisy or unthermalised ξ₂ (an underestimate falls back towards τ₀).
+    The ceiling bounds the cost where ξ₂ is not a finite-volume mass scale (the broken
+    phase, where the unsubtracted χ₂ picks up ⟨M⟩², or at criticality): the slowest
+    non-zero momentum of a massless field, ω = 2√2 sin(π/L), has its quarter period at
+    ≈ 0.18 L, so τ = L/2 already turns every non-zero mode past it.
+    """
+    if not math.isfinite(xi):
+        return TAU0
+    return min(max(trajectory_per_xi * xi, TAU0), max(L / 2.0, TAU0))
+
+
+def _check_trajectory_length(trajectory_length: float | str) -> None:
+    if trajectory_length == "auto":
+        return
+    ok = isinstance(trajectory_length, numbers.Real) and not isinstance(trajectory_length, bool)
+    if not (ok and math.isfinite(trajectory_length) and trajectory_length > 0):
+        raise ValueError(
+            f'trajectory_length must be a positive number or "auto", got {trajectory_length!r}'
+        )
+
+
+def _auto_burn_in(
+    phi: Tensor,
+    point: Point,
+    burn_in: int,
+    trajectory_per_xi: float,
+    target_acceptance: float,
+    generator: torch.Generator,
+    integrator: str,
+    progress: bool,
+) -> tuple[Tensor, float, float]:
+    """Burn-in that picks τ: tune ε at τ₀, measure ξ₂, set τ = c ξ₂, re-tune ε at τ.
+
+    ξ₂ comes from the second quarter of the burn-in, all chains together (the first
+    quarter thermalises). Returns (φ, ε, τ).
+    """
+    first = burn_in // 2
+    xi = _CorrelationLength(start=first // 2)
+    phi, eps = tune_step_size(
+        phi, point, first, TAU0, target_acceptance, generator, integrator,
+        progress=progress, observe=xi,
+    )  # fmt: skip
+    tau = auto_trajectory_length(xi.value(point.L), point.L, trajectory_per_xi)
+    log.info("HMC burn-in: xi_2 %.3f, trajectory length %.3f", xi.value(point.L), tau)
+    phi, eps = tune_step_size(
+        phi, point, burn_in - first, tau, target_acceptance, generator, integrator,
+        eps=min(eps, tau), progress=progress,
+    )  # fmt: skip
+    return phi, eps, tau
 
 
 def hmc(
@@ -121,11 +235,12 @@ def hmc(
     n_trajectories: int,
     burn_in: int,
     seed: int,
-    trajectory_length: float = 1.0,
+    trajectory_length: float | Literal["auto"] = 1.0,
     target_acceptance: float = 0.8,
     integrator: str = "leapfrog",
     jitter: float = 0.5,
     progress: bool = True,
+    trajectory_per_xi: float = TRAJECTORY_PER_XI,
 ) -> HMCResult:
     """Run ``n_chains`` HMC chains in float64 from a cold start; keep n_trajectories each.
 
@@ -133,26 +248,34 @@ def hmc(
     [(1 − jitter) n, (1 + jitter) n], independently of the state (so detailed balance
     holds), which breaks the near-periodic orbits that make modes with ω τ ≈ kπ decorrelate
     slowly at a fixed trajectory length (Mackenzie 1989).
+
+    ``trajectory_length="auto"`` splits the burn-in: its first half tunes ε at τ₀ = 1 and
+    measures ξ₂, then τ = ``trajectory_per_xi`` · ξ₂ (:func:`auto_trajectory_length`) and
+    the second half re-tunes ε at that τ. Both are frozen for the kept trajectories.
     """
     if not 0 <= jitter < 1:
         raise ValueError(f"jitter must be in [0, 1), got {jitter}")
     if integrator not in INTEGRATORS:
         raise ValueError(f"unknown integrator {integrator!r}; known: {sorted(INTEGRATORS)}")
+    _check_trajectory_length(trajectory_length)
+    if not (math.isfinite(trajectory_per_xi) and trajectory_per_xi > 0):
+        raise ValueError(f"trajectory_per_xi must be positive, got {trajectory_per_xi}")
     generator = torch.Generator().manual_seed(seed)
     shape = (n_chains, point.L, point.L)
     phi = 0.1 * torch.randn(shape, generator=generator, dtype=torch.float64)
-    phi, eps = tune_step_size(
-        phi,
-        point,
-        burn_in,
-        trajectory_length,
-        target_acceptance,
-        generator,
-        integrator,
-        progress=progress,
-    )
-    eps, n_steps = _steps(trajectory_length, eps)
-    log.info("HMC step size %.4f, %d steps per trajectory", eps, n_steps)
+    if trajectory_length == "auto":
+        phi, eps, tau = _auto_burn_in(
+            phi, point, burn_in, trajectory_per_xi, target_acceptance, generator, integrator,
+            progress,
+        )  # fmt: skip
+    else:
+        tau = float(trajectory_length)
+        phi, eps = tune_step_size(
+            phi, point, burn_in, tau, target_acceptance, generator, integrator,
+            progress=progress,
+        )  # fmt: skip
+    eps, n_steps = _steps(tau, eps)
+    log.info("HMC step size %.4f, %d steps per trajectory of %.3f", eps, n_steps, tau)
     step = INTEGRATORS[integrator]
     phis = np.empty((n_chains, n_trajectories, point.L, point.L), dtype=np.float32)
     actions = np.empty((n_chains, n_trajectories))
@@ -165,4 +288,44 @@ def hmc(
         phis[:, t] = phi.numpy()
         actions[:, t] = s.numpy()
         accepted[:, t] = accept.numpy()
-    return HMCResult(phis, actions, accepted, eps, n_steps)
+    mean_steps = float(np.mean(lengths)) if lengths else float(n_steps)
+    return HMCResult(phis, actions, accepted, eps, n_steps, tau, mean_steps)
+
+
+def run(point: Point, settings: dict[str, Any], seed: int, progress: bool = True) -> ChainResult:
+    """The pipeline's HMC entry point: :func:`hmc` with the config's ``hmc`` settings.
+
+    Args:
+        point: the lattice point.
+        settings: ``n_chains``, ``n_trajectories``, ``burn_in`` and optionally
+            ``trajectory_length`` (number or ``"auto"``), ``target_acceptance``,
+            ``integrator``, ``trajectory_jitter``, ``trajectory_per_xi``.
+        seed: seeds every random stream.
+    Returns:
+        φ (chain, draw, L, L) float32, per draw ``action`` (float64) and ``accepted``
+        (bool); info ``step_size`` ε, ``n_leapfrog`` (mean steps per kept trajectory) and
+        ``trajectory_length`` τ.
+    """
+    result = hmc(
+        point,
+        settings["n_chains"],
+        settings["n_trajectories"],
+        settings["burn_in"],
+        seed,
+        trajectory_length=settings.get("trajectory_length", TAU0),
+        target_acceptance=settings.get("target_acceptance", 0.8),
+        integrator=settings.get("integrator", "leapfrog"),
+        jitter=settings.get("trajectory_jitter", 0.5),
+        progress=progress,
+        trajectory_per_xi=settings.get("trajectory_per_xi", TRAJECTORY_PER_XI),
+    )
+    return ChainResult(
+        phi=result.phi,
+        per_draw={"action": result.action, "accepted": result.accepted},
+        acceptance=result.acceptance,
+        info={
+            "step_size": result.step_size,
+            "n_leapfrog": result.mean_steps,
+            "trajectory_length": result.trajectory_length,
+        },
+    )
