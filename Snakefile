@@ -1,4 +1,4 @@
-# fieldflow: normalizing flows vs HMC for 2D lattice phi^4, one study per config.
+# fieldflow: normalizing flows vs Markov chains for 2D lattice phi^4, one study per config.
 #   snakemake --cores 2                                  # the default study
 #   snakemake --cores 2 --configfile config/smoke.yaml   # a tiny one
 from pathlib import Path
@@ -18,12 +18,14 @@ fieldflow.config.validate(config, workflow.source_path("workflow/schemas/config.
 POINTS = {p.key: p for p in fieldflow.config.points(config)}
 INIT_FROM = fieldflow.config.init_sources(config)
 FLOWS = list(config["flows"])
-SAMPLERS = FLOWS + (["hmc"] if config["hmc"]["enabled"] else [])
+MCMC = list(config["mcmc"])
+SAMPLERS = FLOWS + MCMC
 USE_GPU = config["device"] == "cuda"
 
 wildcard_constraints:
     point="|".join(POINTS) or "NONE",
     flow="|".join(FLOWS) or "NONE",
+    mcmc="|".join(MCMC) or "NONE",
     sampler="|".join(SAMPLERS) or "NONE",
 
 
@@ -41,7 +43,7 @@ report: "workflow/report/workflow.rst"
 
 include: "workflow/rules/common.smk"
 include: "workflow/rules/flows.smk"
-include: "workflow/rules/hmc.smk"
+include: "workflow/rules/mcmc.smk"
 include: "workflow/rules/analysis.smk"
 
 

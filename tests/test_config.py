@@ -3,7 +3,7 @@ import copy
 import pytest
 import yaml
 
-from fieldflow.config import ConfigError, job_seed, load, points, validate
+from fieldflow.config import ConfigError, canonical, job_seed, load, points, validate
 
 GOOD = {"points": [{"L": 8, "s": -4.0, "lam": 8.0}]}
 
@@ -21,6 +21,21 @@ def test_defaults_filled(schema):
     config = check(GOOD, schema)
     assert config["flows"] == ["realnvp"]
     assert config["training"]["steps"] == 2500 and config["hmc"]["n_chains"] == 64
+    assert config["mcmc"] == ["hmc"] and config["hmc"]["trajectory_length"] == 1.0
+    # hmc_tuned shares hmc's keys, but chooses its trajectory length per point.
+    assert config["hmc_tuned"]["trajectory_length"] == "auto"
+    assert config["hmc_tuned"]["n_chains"] == 64 and config["cluster"]["variant"] == "sw"
+
+
+def test_every_schema_sampler_is_registered(schema):
+    from fieldflow import samplers
+
+    spec = yaml.safe_load(schema.read_text())["properties"]
+    assert spec["flows"]["items"]["enum"] == [
+        n for n in samplers.names() if samplers.kind(n) == "flow"
+    ]
+    assert spec["mcmc"]["items"]["enum"] == list(samplers.MCMC)
+    assert all(name in spec for name in samplers.names())  # each has a settings section
 
 
 @pytest.mark.parametrize(
@@ -39,6 +54,12 @@ def test_defaults_filled(schema):
         ({**GOOD, "training": {"steps": "many"}}, "'training.steps'", "not of type"),
         ({**GOOD, "training": {"steps": None}}, "'training'", "steps, max_seconds"),
         ({**GOOD, "flows": ["glow"]}, "'flows[0]'", "is not one of"),
+        ({**GOOD, "mcmc": ["hmc", "metropolis"]}, "'mcmc[1]'", "is not one of"),
+        ({**GOOD, "flows": ["hmc"]}, "'flows[0]'", "is not one of"),
+        ({**GOOD, "cluster": {"variant": "heatbath"}}, "'cluster.variant'", "is not one of"),
+        ({**GOOD, "cluster": {"sweeps": 2}}, "'cluster.sweeps'", "unknown key"),
+        ({**GOOD, "hmc_tuned": {"trajectory_length": -1}}, "'hmc_tuned.trajectory_length'", ""),
+        ({**GOOD, "hmc": {"enabled": False}}, "'hmc.enabled' was removed", "'mcmc'"),
         ({"points": GOOD["points"] * 2}, "'points[1]'", "same point"),
     ],
 )
@@ -46,6 +67,14 @@ def test_bad_configs_name_the_key(schema, config, key, reason):
     with pytest.raises(ConfigError) as info:
         check(config, schema)
     assert key in str(info.value) and reason in str(info.value)
+
+
+def test_canonical_settings_do_not_depend_on_key_order():
+    a = {"n_chains": 4, "nested": {"b": 1, "a": [3, {"y": 1, "x": 2}]}}
+    b = {"nested": {"a": [3, {"x": 2, "y": 1}], "b": 1}, "n_chains": 4}
+    assert repr(a) != repr(b) and repr(canonical(a)) == repr(canonical(b))
+    assert canonical(a) == a  # same values
+    assert repr(canonical({**a, "n_chains": 5})) != repr(canonical(b))
 
 
 def test_hopping_points(schema):

@@ -168,7 +168,7 @@ def test_killed_study_resumes_without_redoing_finished_jobs(root, tmp_path, runs
     # No corrupt output: every ensemble is complete, the tables are whole, and
     # Snakemake sees nothing left to do.
     ensembles = sorted((tmp_path / "results" / "ensembles").glob("*/*.zarr"))
-    assert len(ensembles) == 12
+    assert len(ensembles) == 15
     for path in ensembles:
         assert read_ensemble(path).sizes["draw"] > 0
     obs = pd.read_csv(tmp_path / "results" / "tables" / "observables.csv")
@@ -176,6 +176,6 @@ def test_killed_study_resumes_without_redoing_finished_jobs(root, tmp_path, runs
     assert len(obs) == len(obs.drop_duplicates(["L", "s", "lam", "sampler", "observable"]))
     samplers = pd.read_csv(tmp_path / "results" / "tables" / "samplers.csv")
     assert list(samplers.columns[: len(SAMPLER_COLUMNS)]) == SAMPLER_COLUMNS
-    assert len(samplers) == 12
+    assert len(samplers) == 15
     check = run("check", "-n")
     assert check.wait(timeout=300) == 0 and "Nothing to be done" in check.text()

@@ -11,6 +11,7 @@ import pytest
 from matplotlib.figure import Figure
 
 from fieldflow import plots
+from fieldflow.samplers import kind
 
 POINTS = [(8, -4.0, 8.0), (6, -4.0, 6.975)]
 OBSERVABLES = list(plots.OBSERVABLE_LABELS)
@@ -29,10 +30,11 @@ def samplers_table(samplers: list[str]) -> pd.DataFrame:
             "lam": lam,
             "sampler": name,
             "acceptance": rng.uniform(0.2, 0.9),
-            "ess": math.nan if name == "hmc" else rng.uniform(0.05, 0.8),
-            "train_seconds": math.nan if name == "hmc" else 12.0,
+            "ess": math.nan if kind(name) == "mcmc" else rng.uniform(0.05, 0.8),
+            "train_seconds": math.nan if kind(name) == "mcmc" else 12.0,
             "sample_seconds": 3.0,
             "n_samples": 1000,
+            "kind": kind(name),
         }
         for L, s, lam in POINTS
         for name in samplers
@@ -104,7 +106,7 @@ def assert_saved(fig: Figure, stem: Path) -> None:
 @pytest.mark.parametrize(
     ("samplers", "observables"),
     [
-        (["hmc", "realnvp"], ["phi2", "susceptibility", "binder", "correlation_length"]),
+        (["hmc", "cluster", "realnvp"], ["phi2", "susceptibility", "binder", "correlation_length"]),
         (["hmc"], ["susceptibility"]),
     ],
     ids=["flow+hmc", "hmc"],
@@ -112,7 +114,7 @@ def assert_saved(fig: Figure, stem: Path) -> None:
 def test_figures_build_and_save(
     samplers: list[str], observables: list[str], tmp_path: Path
 ) -> None:
-    flows = [name for name in samplers if name != "hmc"]
+    flows = [name for name in samplers if kind(name) == "flow"]
     observables = observables_table(samplers, observables)
     figures = {
         "training": plots.training_curves(histories(flows)),
@@ -152,11 +154,11 @@ def test_load_anchors_tutorial_point() -> None:
     assert anchor["label"] == "Albergo et al. 2021 (HMC)"
 
 
-@pytest.mark.parametrize("samplers", [["realnvp", "nsf", "cnf", "hmc"], ["hmc"]])
+@pytest.mark.parametrize("samplers", [["realnvp", "nsf", "cnf", "hmc", "cluster"], ["hmc"]])
 def test_family_figures(tmp_path, samplers):
     history = pd.DataFrame({"step": [10, 20], "seconds": [1.0, 2.0], "loss": [1.0, 0.5],
                             "ess": [0.1, 0.4]})  # fmt: skip
-    histories = {f"{s} L8_s-4_lam8": history for s in samplers if s != "hmc"}
+    histories = {f"{s} L8_s-4_lam8": history for s in samplers if kind(s) == "flow"}
     for name, fig in {
         "families_vs_L": plots.families_vs_L(samplers_table(samplers)),
         "ess_vs_seconds": plots.ess_vs_seconds(histories, "L8_s-4_lam8"),
@@ -183,7 +185,8 @@ def test_study_figures(tmp_path, empty):
 
     observables, samplers = scaling_inputs()
     scaling = study.scaling(observables, samplers)
-    agreement = study.agreement(observables.assign(value=observables.value * 1.01))
+    kinds = dict(zip(samplers["sampler"], samplers["kind"], strict=True))
+    agreement = study.agreement(observables.assign(value=observables.value * 1.01), kinds)
     correlators = pd.DataFrame({"L": 6, "s": -4.0, "lam": 5.0, "sampler": ["hmc", "cnf"] * 3,
                                 "t": [0, 0, 1, 1, 2, 2], "correlator": 1.0,
                                 "correlator_error": 0.1, "m_eff_error": 0.02,

@@ -29,7 +29,7 @@ BINARIES = ("munged", "slurmctld", "slurmd", "sbatch", "srun", "squeue", "sinfo"
 SEARCH_PATH = os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin", "/sbin"])
 PARTITION = "fieldflow"
 # Rules that the profile sends to SLURM, with their job counts in the smoke study.
-SLURM_JOBS = {"train": 9, "train_scratch": 3, "sample_flow": 9, "hmc": 3, "observables": 12}
+SLURM_JOBS = {"train": 9, "train_scratch": 3, "sample_flow": 9, "mcmc": 6, "observables": 15}
 LOCAL_RULES = ("tables", "study", "transfer", "figures", "all")
 
 
@@ -241,11 +241,11 @@ def test_smoke_study_through_slurm(root, tmp_path, slurm_cluster):
     # The contract tables.
     obs = pd.read_csv(tmp_path / "results" / "tables" / "observables.csv")
     assert list(obs.columns) == OBS_COLUMNS
-    assert set(obs.sampler) == {"realnvp", "nsf", "cnf", "hmc"} and len(set(obs.L)) == 2
+    assert set(obs.sampler) == {"realnvp", "nsf", "cnf", "hmc", "cluster"} and len(set(obs.L)) == 2
     assert (obs.error > 0).all() and (obs.n_samples > 0).all()
     samplers = pd.read_csv(tmp_path / "results" / "tables" / "samplers.csv")
     assert list(samplers.columns[: len(SAMPLER_COLUMNS)]) == SAMPLER_COLUMNS
-    assert len(samplers) == 12 and samplers.acceptance.between(0, 1).all()
+    assert len(samplers) == 15 and samplers.acceptance.between(0, 1).all()
     for name in ("transfer", "agreement", "scaling"):
         assert (tmp_path / "results" / "tables" / f"{name}.csv").stat().st_size > 0
 

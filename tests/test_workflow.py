@@ -7,6 +7,7 @@ import sys
 import pandas as pd
 import pytest
 import xarray as xr
+import yaml
 
 from fieldflow.analysis import OBSERVABLES
 
@@ -24,7 +25,7 @@ def test_dry_run_of_default_study(root, tmp_path):
     run = snakemake(root, tmp_path, "-n", "--configfile", str(root / "config" / "config.yaml"))
     assert run.returncode == 0, run.stdout + run.stderr
     out = run.stdout + run.stderr
-    for rule in ("train", "sample_flow", "hmc", "observables", "tables", "figures"):
+    for rule in ("train", "sample_flow", "mcmc", "observables", "tables", "figures"):
         assert rule in out
     assert "L8_s-4_lam8" in out and "L10_s-4_lam5.55" in out
 
@@ -40,6 +41,23 @@ def test_bad_config_stops_before_any_job(root, tmp_path):
     assert not (tmp_path / "results").exists()
 
 
+def test_removed_key_names_its_replacement(root, tmp_path):
+    old = tmp_path / "old.yaml"
+    old.write_text("points:\n  - {L: 4, s: -4.0, lam: 8.0}\nhmc:\n  enabled: false\n")
+    run = snakemake(root, tmp_path, "--cores", "1", "--configfile", str(old))
+    assert run.returncode != 0 and "'hmc.enabled' was removed" in run.stdout + run.stderr
+    assert "'mcmc'" in run.stdout + run.stderr and not (tmp_path / "results").exists()
+
+
+def reversed_keys(value):
+    """The same config with every mapping's keys in reverse order."""
+    if isinstance(value, dict):
+        return {key: reversed_keys(value[key]) for key in reversed(list(value))}
+    if isinstance(value, list):
+        return [reversed_keys(item) for item in value]
+    return value
+
+
 @pytest.mark.slow
 def test_smoke_study_end_to_end(root, tmp_path):
     config = tmp_path / "smoke.yaml"
@@ -49,18 +67,22 @@ def test_smoke_study_end_to_end(root, tmp_path):
 
     obs = pd.read_csv(tmp_path / "results" / "tables" / "observables.csv")
     assert list(obs.columns) == OBS_COLUMNS
-    assert set(obs.sampler) == {"realnvp", "nsf", "cnf", "hmc"}
-    assert len(obs) == 3 * 4 * (len(OBSERVABLES) + 1)
+    assert set(obs.sampler) == {"realnvp", "nsf", "cnf", "hmc", "cluster"}
+    assert len(obs) == 3 * 5 * (len(OBSERVABLES) + 1)
     assert set(obs.observable) == {*OBSERVABLES, "pole_mass"}
     # The pole mass is NaN where no effective mass is defined on the plateau; not here.
     assert (obs.error > 0).all() and (obs.tau_int >= 0.4).all() and (obs.n_samples > 0).all()
 
     samplers = pd.read_csv(tmp_path / "results" / "tables" / "samplers.csv")
     assert list(samplers.columns[: len(SAMPLER_COLUMNS)]) == SAMPLER_COLUMNS
-    assert len(samplers) == 12
-    flows, hmc = samplers[samplers.sampler != "hmc"], samplers[samplers.sampler == "hmc"]
+    assert len(samplers) == 15
+    kinds = dict(zip(samplers.sampler, samplers.kind, strict=True))
+    assert kinds == {"realnvp": "flow", "nsf": "flow", "cnf": "flow", "hmc": "mcmc",
+                     "cluster": "mcmc"}  # fmt: skip
+    flows, mcmc = samplers[samplers.kind == "flow"], samplers[samplers.kind == "mcmc"]
     assert flows.ess.between(0, 1).all() and (flows.train_seconds > 0).all()
-    assert hmc.ess.isna().all() and hmc.train_seconds.isna().all()
+    assert mcmc.ess.isna().all() and mcmc.train_seconds.isna().all()
+    assert (mcmc.step_size > 0).all() and (mcmc.sample_seconds > 0).all()
     assert samplers.acceptance.between(0, 1).all()
 
     ds = xr.open_zarr(tmp_path / "results" / "ensembles" / "realnvp" / "L4_s-4_lam8.zarr")
@@ -69,6 +91,9 @@ def test_smoke_study_end_to_end(root, tmp_path):
         assert name in ds
     for key in ("L", "s", "lam", "sampler", "seed", "versions"):
         assert key in ds.attrs
+    assert ds.attrs["kind"] == "flow"
+    cluster = xr.open_zarr(tmp_path / "results" / "ensembles" / "cluster" / "L4_s-4_lam8.zarr")
+    assert cluster.attrs["kind"] == "mcmc" and cluster["action"].dtype == "float64"
 
     parameters = pd.read_csv(tmp_path / "results" / "tables" / "parameters.csv")
     assert set(parameters.sampler) == {"realnvp", "nsf", "cnf"}
@@ -95,11 +120,19 @@ def test_smoke_study_end_to_end(root, tmp_path):
     agreement = pd.read_csv(tables / "agreement.csv")
     assert set(agreement.estimator) == {"mh", "reweighting"}
     assert set(agreement[agreement.lam == 0].reference) == {"exact"}
-    assert set(agreement[agreement.lam != 0].reference) == {"hmc"}
-    assert len(agreement[agreement.sampler != "hmc"]) == 3 * 3 * 2 * (len(OBSERVABLES) + 1)
+    assert set(agreement[agreement.lam != 0].reference) == {"hmc", "cluster"}
+    # Each flow estimator against both baselines at 2 points, and the exact value at λ = 0.
+    flows = agreement[agreement.sampler.map(kinds) == "flow"]
+    assert len(flows) == 3 * 2 * (2 * 2 + 1) * (len(OBSERVABLES) + 1)
+    # The baselines against each other, and against the exact value at λ = 0.
+    assert set(agreement[agreement.sampler == "hmc"].reference) == {"exact", "cluster"}
     scaling = pd.read_csv(tables / "scaling.csv")
-    assert len(scaling) == 12 and (scaling.seconds_per_independent > 0).all()
-    assert set(pd.read_csv(tables / "exponents.csv").sampler) == {"hmc", "realnvp", "nsf", "cnf"}
+    assert len(scaling) == 15 and (scaling.seconds_per_independent > 0).all()
+    assert set(pd.read_csv(tables / "exponents.csv").sampler) == set(kinds)
+    crossover = pd.read_csv(tables / "crossover.csv")
+    assert set(crossover.baseline) == {"hmc", "cluster"} and set(crossover.sampler) == set(
+        flows.sampler
+    )
     correlators = pd.read_csv(tables / "correlators.csv")
     assert set(correlators.t) == {0, 1, 2, 3}  # t = 0 ... L/2 for L = 4 and 6
     reweighting = pd.read_csv(tables / "reweighting.csv")
@@ -114,3 +147,18 @@ def test_smoke_study_end_to_end(root, tmp_path):
     # Nothing left to do, and a rerun is reproducible: same config, same ensembles.
     again = snakemake(root, tmp_path, "-n", "--configfile", str(config))
     assert "Nothing to be done" in again.stdout + again.stderr
+
+    # The same settings with every key in another order change no job's params.
+    reordered = tmp_path / "reordered.yaml"
+    reordered.write_text(yaml.safe_dump(reversed_keys(yaml.safe_load(config.read_text())),
+                                        sort_keys=False))  # fmt: skip
+    assert reordered.read_text() != config.read_text()
+    again = snakemake(root, tmp_path, "-n", "--configfile", str(reordered))
+    assert "Nothing to be done" in again.stdout + again.stderr, again.stdout[-3000:]
+    # ... while a changed value reruns exactly the jobs that use it.
+    changed = yaml.safe_load(config.read_text())
+    changed["cluster"]["local_sweeps"] = 2
+    reordered.write_text(yaml.safe_dump(changed))
+    again = snakemake(root, tmp_path, "-n", "--configfile", str(reordered))
+    out = again.stdout + again.stderr
+    assert again.returncode == 0 and "mcmc" in out and "sample_flow" not in out, out[-3000:]

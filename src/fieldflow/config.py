@@ -20,6 +20,13 @@ from fieldflow.lattice import Point
 CHECKERBOARD_FAMILIES = frozenset({"realnvp", "nsf"})
 
 
+#: Keys that configs once had, with what replaced them.
+REMOVED_KEYS = {
+    ("hmc", "enabled"): "list the Markov-chain baselines to run in 'mcmc' instead "
+    "(mcmc: [hmc], or mcmc: [] for none)",
+}
+
+
 class ConfigError(ValueError):
     """A study configuration that cannot be run."""
 
@@ -75,6 +82,13 @@ def validate(config: dict[str, Any], schema: str | Path | dict) -> dict[str, Any
         schema = yaml.safe_load(Path(schema).read_text())
     if not isinstance(config, dict):
         raise ConfigError(f"the config must be a mapping of keys, got {type(config).__name__}")
+    removed = [
+        f"config key '{section}.{key}' was removed: {replacement}"
+        for (section, key), replacement in REMOVED_KEYS.items()
+        if isinstance(config.get(section), dict) and key in config[section]
+    ]
+    if removed:
+        raise ConfigError("invalid config:\n  " + "\n  ".join(removed))
     validator = _with_defaults(jsonschema.Draft202012Validator)(schema)
     errors = list(validator.iter_errors(config))
     messages = _messages(iter(errors))
@@ -180,6 +194,20 @@ def load(path: str | Path, schema: str | Path) -> dict[str, Any]:
     except (OSError, yaml.YAMLError) as err:
         raise ConfigError(f"cannot read config file {path}: {err}") from err
     return validate(config, schema)
+
+
+def canonical(value: Any) -> Any:
+    """``value`` with every mapping's keys sorted, recursively (lists keep their order).
+
+    Snakemake decides whether a job's ``params`` changed by comparing their ``repr``, which
+    follows a dict's insertion order: the same settings written in another key order would
+    rerun every job. Rules pass their settings through this function.
+    """
+    if isinstance(value, dict):
+        return {key: canonical(value[key]) for key in sorted(value)}
+    if isinstance(value, list | tuple):
+        return [canonical(item) for item in value]
+    return value
 
 
 def job_seed(config: dict[str, Any], *parts: str) -> int:

@@ -33,7 +33,7 @@ OBSERVABLE_LABELS = {
 }
 
 #: Samplers in a fixed order so each keeps its colour and marker across figures.
-SAMPLER_ORDER = ("hmc", "realnvp", "nsf", "cnf")
+SAMPLER_ORDER = ("hmc", "realnvp", "nsf", "cnf", "cluster", "hmc_tuned")
 _MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
 _POINT_COLUMNS = ["L", "s", "lam"]
 _ANCHOR_LABEL = "Albergo et al. 2021 (HMC)"
@@ -132,7 +132,7 @@ def acceptance_ess(samplers: pd.DataFrame) -> Figure:
 
     Args:
         samplers: the samplers table (columns L, s, lam, sampler, acceptance, ess, ...),
-            ess NaN for HMC.
+            ess NaN for Markov chains.
     Returns:
         Two panels of grouped bars, one group per point and one bar per sampler.
     """
@@ -142,7 +142,7 @@ def acceptance_ess(samplers: pd.DataFrame) -> Figure:
     fig.suptitle("Acceptance and effective sample size")
     _grouped_bars(ax_acc, samplers, points, "acceptance")
     ax_acc.set_ylabel("Metropolis acceptance")
-    ax_acc.set_title("acceptance (HMC: accept/reject after each trajectory)")
+    ax_acc.set_title("acceptance (HMC: per trajectory; cluster: its local Metropolis steps)")
     flows = samplers[samplers["ess"].notna()] if "ess" in samplers else samplers.iloc[:0]
     ax_ess.set_title("ESS per sample of fresh flow proposals")
     ax_ess.set_ylabel("ESS per sample")
@@ -160,14 +160,14 @@ def families_vs_L(samplers: pd.DataFrame) -> Figure:
     """ESS and Metropolis acceptance of every flow family against the lattice size L.
 
     Args:
-        samplers: the samplers table; HMC rows (no ESS) are left out.
+        samplers: the samplers table; Markov-chain rows (kind ``mcmc``) are left out.
     Returns:
         Two panels, one line per family; points that share an L are all drawn.
     """
     fig = Figure(figsize=(10, 4), layout="constrained")
     ax_ess, ax_acc = fig.subplots(1, 2, squeeze=True)
     fig.suptitle("Flow quality against lattice size")
-    flows = samplers[samplers["sampler"] != "hmc"]
+    flows = samplers[samplers["kind"] == "flow"]
     for ax, column, label in ((ax_ess, "ess", "ESS per sample"),
                               (ax_acc, "acceptance", "Metropolis acceptance")):  # fmt: skip
         ax.set_xlabel("L")
@@ -259,10 +259,13 @@ def scaling_tau(scaling: pd.DataFrame, exponents: pd.DataFrame) -> Figure:
     """
     fig = Figure(figsize=(10, 7.5), layout="constrained")
     axes = fig.subplots(2, 2)
-    fig.suptitle(r"Critical slowing down: $\tau_\mathrm{int}$ per HMC trajectory / flow proposal")
+    fig.suptitle(
+        r"Critical slowing down: $\tau_\mathrm{int}$ per update (trajectory, cluster "
+        "update or flow proposal)"
+    )
     rows = (("susceptibility", "tau_chi2", r"$\chi_2$"), ("abs_magnetization", "tau_absm", "|M|"))
     for (observable, column, label), (ax_L, ax_xi) in zip(rows, axes, strict=True):
-        for ax, xlabel in ((ax_L, "L"), (ax_xi, r"$\xi_2$ (HMC)")):
+        for ax, xlabel in ((ax_L, "L"), (ax_xi, r"$\xi_2$")):
             ax.set_xscale("log")
             ax.set_yscale("log")
             ax.xaxis.set_major_formatter(ScalarFormatter())
@@ -297,7 +300,8 @@ def cost_per_sample(scaling: pd.DataFrame, crossover: pd.DataFrame) -> Figure:
 
     Solid: sampling only (seconds per configuration × 2 τ_int(χ₂)); dashed and dotted:
     with the flow's training time amortised over 10⁴ and 10⁶ independent samples. A star
-    marks the L from which a flow (sampling only) is cheaper than HMC.
+    marks the L from which a flow (sampling only) is cheaper than every Markov-chain
+    baseline of the study.
     """
     fig = Figure(figsize=(7, 5), layout="constrained")
     ax = fig.subplots()
@@ -317,7 +321,7 @@ def cost_per_sample(scaling: pd.DataFrame, crossover: pd.DataFrame) -> Figure:
     for sampler in _samplers(scaling):
         rows = scaling[scaling["sampler"] == sampler].sort_values("L")
         for column, linestyle, what in styles:
-            if sampler == "hmc" and column != "seconds_per_independent":
+            if (rows["kind"] == "mcmc").all() and column != "seconds_per_independent":
                 continue
             # Lines join a line of points, one per L; a study with several points at one L
             # gets markers only.
@@ -325,10 +329,10 @@ def cost_per_sample(scaling: pd.DataFrame, crossover: pd.DataFrame) -> Figure:
                     linestyle=linestyle if rows["L"].is_unique else "none",
                     fillstyle="full" if column == "seconds_per_independent" else "none",
                     **_style(sampler))  # fmt: skip
-        first = crossover[(crossover["sampler"] == sampler)
-                          & (crossover["cost"] == "seconds_per_independent")]  # fmt: skip
-        if not first.empty and np.isfinite(first.iloc[0]["first_L"]):
-            at = rows[rows["L"] == first.iloc[0]["first_L"]]
+        mine = (crossover["sampler"] == sampler) & (crossover["cost"] == "seconds_per_independent")
+        first = crossover.loc[mine, "first_L"]
+        if not first.empty and np.isfinite(first).all():
+            at = rows[rows["L"] == first.max()]
             ax.plot(at["L"], at["seconds_per_independent"], marker="*", markersize=16,
                     color=_style(sampler)["color"], linestyle="none")  # fmt: skip
     ax.set_xticks(sorted(scaling["L"].unique()))
@@ -339,13 +343,13 @@ def cost_per_sample(scaling: pd.DataFrame, crossover: pd.DataFrame) -> Figure:
 def pulls(agreement: pd.DataFrame, limit: float = 4.0) -> Figure:
     """Every pull of results/tables/agreement.csv, one marker per estimate.
 
-    Pulls are (value − reference) / combined error against HMC, or against the exact
-    Gaussian value at λ = 0. The grey bands are ±1σ and ±2σ; red lines mark ±``limit``;
-    pulls beyond it are drawn at the edge with their value written beside them.
+    Pulls are (value − reference) / combined error against each Markov-chain baseline, or
+    against the exact Gaussian value at λ = 0. The grey bands are ±1σ and ±2σ; red lines
+    mark ±``limit``; pulls beyond it are drawn at the edge with their value beside them.
     """
     fig = Figure(figsize=(10, 4.5), layout="constrained")
     ax = fig.subplots()
-    ax.set_title("Agreement with HMC (or the exact result at λ = 0)")
+    ax.set_title("Agreement with the Markov-chain baselines (or the exact result at λ = 0)")
     ax.set_ylabel("pull (σ)")
     ax.axhspan(-2, 2, color="0.9")
     ax.axhspan(-1, 1, color="0.8")
@@ -353,18 +357,20 @@ def pulls(agreement: pd.DataFrame, limit: float = 4.0) -> Figure:
         ax.axhline(sign * limit, color="red", lw=1)
     ax.set_ylim(-limit - 1.5, limit + 1.5)
     if agreement.empty:
-        _note(ax, "nothing to compare (no HMC and no λ = 0 point)")
+        _note(ax, "nothing to compare (no Markov chain and no λ = 0 point)")
         return fig
     points = _points(agreement)
-    groups = list(dict.fromkeys(zip(agreement["sampler"], agreement["estimator"], strict=True)))
+    keys = ["sampler", "estimator", "reference"]
+    groups = list(dict.fromkeys(agreement[keys].itertuples(index=False, name=None)))
     offsets = _offsets(len(groups), width=0.7)
-    for (sampler, estimator), dx in zip(groups, offsets, strict=True):
-        rows = agreement[(agreement["sampler"] == sampler) & (agreement["estimator"] == estimator)]
+    for (sampler, estimator, reference), dx in zip(groups, offsets, strict=True):
+        rows = agreement[(agreement["sampler"] == sampler) & (agreement["estimator"] == estimator)
+                         & (agreement["reference"] == reference)]  # fmt: skip
         x = np.array([_point_index(points, r.L, r.s, r.lam) for r in rows.itertuples()], float)
         y = rows["pull"].to_numpy(dtype=float)
         shown = np.clip(y, -limit - 1.2, limit + 1.2)
         style = _style(sampler)
-        ax.plot(x + dx, shown, linestyle="none", label=f"{sampler} ({estimator})",
+        ax.plot(x + dx, shown, linestyle="none", label=f"{sampler} ({estimator}) vs {reference}",
                 color=style["color"], marker=style["marker"],
                 fillstyle="full" if estimator == "mh" else "none")  # fmt: skip
         for xi, yi in zip(x + dx, y, strict=True):

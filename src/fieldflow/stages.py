@@ -17,10 +17,10 @@ import numpy as np
 import pandas as pd
 import torch
 
-from fieldflow import analysis, io, lattice, study
+from fieldflow import analysis, io, lattice, samplers, study
 from fieldflow.flows import build_flow, load_model, save_model, transfer
 from fieldflow.lattice import Point
-from fieldflow.mcmc import flow_proposals, hmc, independence_metropolis
+from fieldflow.mcmc import flow_proposals, independence_metropolis
 from fieldflow.training import TRANSFER_COLUMNS, config_from_dict, train, transfer_saving
 
 log = logging.getLogger(__name__)
@@ -31,8 +31,9 @@ OBSERVABLE_COLUMNS = [
 ]  # fmt: skip
 SAMPLER_COLUMNS = [
     "L", "s", "lam", "sampler", "acceptance", "ess", "train_seconds", "sample_seconds",
-    "n_samples", "n_chains", "n_proposals", "step_size", "n_leapfrog", "train_steps",
-    "parameters", "discretisation_error",
+    "n_samples", "kind", "n_chains", "n_proposals", "step_size", "n_leapfrog",
+    "trajectory_length", "local_sweeps", "variant", "train_steps", "parameters",
+    "discretisation_error",
 ]  # fmt: skip
 
 
@@ -123,7 +124,7 @@ def sample_flow_stage(
     seconds = time.perf_counter() - start
     flat = chain.index[:, burn_in:] + (np.arange(n_chains) * per_chain)[:, None]
     attrs = {
-        "L": p.L, "s": p.s, "lam": p.lam, "sampler": sampler, "seed": seed,
+        "L": p.L, "s": p.s, "lam": p.lam, "sampler": sampler, "kind": "flow", "seed": seed,
         "versions": io.versions(), "acceptance": float(chain.accepted[:, burn_in:].mean()),
         "ess": analysis.ess(proposals.log_weight), "sample_seconds": seconds,
         "train_seconds": float(meta["meta"]["train_seconds"]),
@@ -156,37 +157,34 @@ def sample_flow_stage(
              attrs["ess"])  # fmt: skip
 
 
-def hmc_stage(
-    point: dict[str, Any], settings: dict[str, Any], seed: int, ensemble_path: str | Path,
+def mcmc_stage(
+    sampler: str,
+    point: dict[str, Any],
+    settings: dict[str, Any],
+    seed: int,
+    ensemble_path: str | Path,
     progress: bool = True,
-) -> None:  # fmt: skip
-    """Run the HMC baseline at one point and write the ensemble."""
+) -> None:
+    """Run a Markov-chain baseline of :data:`fieldflow.samplers.MCMC` at one point.
+
+    ``settings`` is the config section of the same name. The ensemble's ``sample_seconds``
+    covers burn-in and tuning, so costs per update include them.
+    """
+    run = samplers.mcmc_runner(sampler)
     p = _point(point)
     start = time.perf_counter()
-    result = hmc(
-        p,
-        settings["n_chains"],
-        settings["n_trajectories"],
-        settings["burn_in"],
-        seed,
-        trajectory_length=settings["trajectory_length"],
-        target_acceptance=settings["target_acceptance"],
-        integrator=settings["integrator"],
-        jitter=settings.get("trajectory_jitter", 0.5),
-        progress=progress,
-    )
+    result = run(p, settings, seed, progress)
     seconds = time.perf_counter() - start
     attrs = {
-        "L": p.L, "s": p.s, "lam": p.lam, "sampler": "hmc", "seed": seed,
+        "L": p.L, "s": p.s, "lam": p.lam, "sampler": sampler, "kind": "mcmc", "seed": seed,
         "versions": io.versions(), "acceptance": result.acceptance, "sample_seconds": seconds,
-        "step_size": result.step_size, "n_leapfrog": result.n_steps,
-        "n_proposals": int(result.accepted.size),
+        "n_proposals": int(result.phi.shape[0] * result.phi.shape[1]), **result.info,
     }  # fmt: skip
-    dataset = io.ensemble_dataset(
-        result.phi, {"action": result.action, "accepted": result.accepted}, attrs
-    )
-    io.write_ensemble(ensemble_path, dataset)
-    log.info("hmc at %s: acceptance %.3f, eps %.4f", p.key, result.acceptance, result.step_size)
+    io.write_ensemble(ensemble_path, io.ensemble_dataset(result.phi, result.per_draw, attrs))
+    details = ", ".join(f"{key} {value:.4g}" if isinstance(value, float) else f"{key} {value}"
+                        for key, value in result.info.items())  # fmt: skip
+    log.info("%s at %s: acceptance %.3f, %s, %.1f s", sampler, p.key, result.acceptance,
+             details, seconds)  # fmt: skip
 
 
 def ensemble_primaries(phi: np.ndarray, chunk: int = 8192) -> dict[str, np.ndarray]:
@@ -269,15 +267,17 @@ def tables_stage(
     for path in ensemble_paths:
         dataset = io.read_ensemble(path)
         row = {key: dataset.attrs.get(key, np.nan) for key in SAMPLER_COLUMNS}
+        # Ensembles written before samplers declared a kind.
+        row["kind"] = dataset.attrs.get("kind") or samplers.kind(dataset.attrs["sampler"])
         row["n_samples"] = dataset.sizes["chain"] * dataset.sizes["draw"]
         row["n_chains"] = dataset.sizes["chain"]
         rows.append(row)
-    samplers = pd.DataFrame(rows, columns=SAMPLER_COLUMNS)
-    for frame, path in ((observables, observables_path), (samplers, samplers_path)):
+    table = pd.DataFrame(rows, columns=SAMPLER_COLUMNS)
+    for frame, path in ((observables, observables_path), (table, samplers_path)):
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         frame.sort_values(["L", "s", "lam", "sampler"], kind="stable").to_csv(path, index=False)
     if parameters_path is not None:
-        flows = samplers[samplers["sampler"] != "hmc"][["sampler", "L", "parameters"]]
+        flows = table[table["kind"] == "flow"][["sampler", "L", "parameters"]]
         flows = flows.drop_duplicates().sort_values(["sampler", "L"])
         flows.astype({"parameters": int}).to_csv(parameters_path, index=False)
 
@@ -296,8 +296,11 @@ def study_stage(
     warnings and returned.
     """
     observables = pd.read_csv(observables_path)
-    samplers = pd.read_csv(samplers_path)
-    frames = [f for f in map(pd.read_csv, reweighted_tables) if not f.empty]  # HMC's are empty
+    sampler_table = pd.read_csv(samplers_path)
+    kinds = dict(zip(sampler_table["sampler"], sampler_table["kind"], strict=True))
+    frames = [
+        f for f in map(pd.read_csv, reweighted_tables) if not f.empty
+    ]  # empty for Markov chains
     reweighted = (pd.concat(frames, ignore_index=True) if frames
                   else pd.DataFrame(columns=OBSERVABLE_COLUMNS))  # fmt: skip
     point = ["L", "s", "lam", "sampler", "observable"]
@@ -308,8 +311,8 @@ def study_stage(
         comparison["error_rw"], comparison["error_mh"]
     )
     correlators = pd.concat([pd.read_csv(path) for path in correlator_tables], ignore_index=True)
-    agreement = study.agreement(observables, reweighted)
-    scaling = study.scaling(observables, samplers)
+    agreement = study.agreement(observables, kinds, reweighted)
+    scaling = study.scaling(observables, sampler_table)
     tables = {
         "reweighting": comparison,
         "correlators": correlators,

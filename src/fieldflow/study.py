@@ -1,5 +1,7 @@
 """Study-level tables built from the per-ensemble ones: agreement, scaling, crossovers.
 
+Flows and Markov chains are told apart by their ``kind`` (:mod:`fieldflow.samplers`).
+
 Everything here takes and returns :class:`pandas.DataFrame` in the column layouts below,
 so the stages only read and write CSV files.
 """
@@ -21,12 +23,12 @@ AGREEMENT_COLUMNS = [
     "reference", "reference_value", "reference_error", "pull",
 ]  # fmt: skip
 SCALING_COLUMNS = [
-    "L", "s", "lam", "sampler", "xi2", "xi2_error", "tau_chi2", "tau_chi2_error",
+    "L", "s", "lam", "sampler", "kind", "xi2", "xi2_error", "tau_chi2", "tau_chi2_error",
     "tau_absm", "tau_absm_error", "acceptance", "ess", "train_seconds", "seconds_per_sample",
     "seconds_per_independent", "cost_1e4", "cost_1e6",
 ]  # fmt: skip
 EXPONENT_COLUMNS = ["sampler", "observable", "z", "z_error", "amplitude", "chi2_dof", "n_points"]
-CROSSOVER_COLUMNS = ["sampler", "cost", "first_L", "largest_L"]
+CROSSOVER_COLUMNS = ["sampler", "baseline", "cost", "first_L", "largest_L"]
 
 #: Number of independent samples over which a flow's training time is amortised.
 AMORTISATION = {"cost_1e4": 1e4, "cost_1e6": 1e6}
@@ -36,39 +38,47 @@ PULL_LIMIT = 4.0
 _POINT = ["L", "s", "lam"]
 
 
-def agreement(observables: pd.DataFrame, reweighted: pd.DataFrame | None = None) -> pd.DataFrame:
-    """The pull of every flow estimate against its reference, one row per estimate.
+def agreement(
+    observables: pd.DataFrame, kinds: dict[str, str], reweighted: pd.DataFrame | None = None
+) -> pd.DataFrame:
+    """The pull of every estimate against its references, one row per (estimate, reference).
 
-    The reference is HMC at the same point and observable, except at λ = 0, where it is
-    the exact Gaussian value (and HMC is checked against it too). Estimators are ``mh``
-    (the Metropolis chain) and ``reweighting`` (self-normalised importance weights on the
-    raw proposals). Estimates without a reference (no HMC in the study) are left out.
+    At λ = 0 the reference is the exact Gaussian value, for every sampler. Elsewhere a flow
+    estimate is compared with every Markov-chain baseline (``kinds[name] == "mcmc"``) at the
+    same point, and the baselines with each other, each pair once (the later name in
+    alphabetical order against the earlier). Estimators are ``mh`` (the sampler's chain)
+    and ``reweighting`` (self-normalised importance weights on a flow's raw proposals).
+    Estimates without a reference (no Markov chain in the study) are left out.
     """
     frames = [observables.assign(estimator="mh")]
     if reweighted is not None and not reweighted.empty:
         frames.append(reweighted.assign(estimator="reweighting"))
     estimates = pd.concat(frames, ignore_index=True)
-    hmc = observables[observables["sampler"] == "hmc"].set_index([*_POINT, "observable"])
+    baselines = observables[observables["sampler"].map(kinds) == "mcmc"]
+    references = baselines.set_index([*_POINT, "observable"]).sort_index()
     rows = []
     for r in estimates.itertuples(index=False):
         if r.lam == 0:
             exact = gaussian_observables(int(r.L), float(r.s)).get(r.observable)
             if exact is None:
                 continue
-            reference, value, error = "exact", exact, 0.0
-        elif r.sampler == "hmc":
-            continue
+            compared = [("exact", exact, 0.0)]
         else:
             key = (r.L, r.s, r.lam, r.observable)
-            if key not in hmc.index:
-                continue
-            reference, value, error = "hmc", hmc.loc[key, "value"], hmc.loc[key, "error"]
-        both = math.hypot(r.error, error)
-        pull = (r.value - value) / both if both > 0 else math.nan
-        rows.append([r.L, r.s, r.lam, r.sampler, r.estimator, r.observable, r.value, r.error,
-                     reference, value, error, pull])  # fmt: skip
+            found = references.loc[[key]] if key in references.index else references.iloc[:0]
+            compared = [
+                (ref.sampler, ref.value, ref.error)
+                for ref in found.itertuples(index=False)
+                if kinds[r.sampler] == "flow" or ref.sampler < r.sampler
+            ]
+        for reference, value, error in compared:
+            both = math.hypot(r.error, error)
+            pull = (r.value - value) / both if both > 0 else math.nan
+            rows.append([r.L, r.s, r.lam, r.sampler, r.estimator, r.observable, r.value,
+                         r.error, reference, value, error, pull])  # fmt: skip
     table = pd.DataFrame(rows, columns=AGREEMENT_COLUMNS)
-    return table.sort_values([*_POINT, "sampler", "estimator"], kind="stable", ignore_index=True)
+    return table.sort_values([*_POINT, "sampler", "estimator", "reference"], kind="stable",
+                             ignore_index=True)  # fmt: skip
 
 
 def large_pulls(table: pd.DataFrame, limit: float = PULL_LIMIT) -> pd.DataFrame:
@@ -79,31 +89,40 @@ def large_pulls(table: pd.DataFrame, limit: float = PULL_LIMIT) -> pd.DataFrame:
 def scaling(observables: pd.DataFrame, samplers: pd.DataFrame) -> pd.DataFrame:
     """τ_int, acceptance and the cost of an independent sample per point and sampler.
 
-    ξ₂ is HMC's at the point when the study has HMC, else the sampler's own. Costs are
+    ξ₂ at a point is the most precise Markov-chain baseline's there (the flows' when the
+    study has none), so every sampler's τ_int is set against the same ξ₂. Costs are
     wall-clock seconds per effectively independent sample of χ₂: the sampling time per
-    configuration times 2 τ_int(χ₂) (per flow proposal or HMC trajectory); ``cost_1e4``
-    and ``cost_1e6`` add the flow's training time spread over 10⁴ and 10⁶ such samples.
+    configuration times 2 τ_int(χ₂) (per flow proposal, HMC trajectory or cluster update);
+    ``cost_1e4`` and ``cost_1e6`` add a flow's training time spread over 10⁴ and 10⁶ such
+    samples.
     """
     obs = observables.set_index([*_POINT, "sampler", "observable"])
+    kinds = dict(zip(samplers["sampler"], samplers["kind"], strict=True))
 
     def get(point: tuple, sampler: str, observable: str, column: str) -> float:
         key = (*point, sampler, observable)
         return float(obs.loc[key, column]) if key in obs.index else math.nan
 
+    def xi_source(point: tuple, own: str) -> str:
+        """The Markov chain with the smallest error on ξ₂ at the point, else ``own``."""
+        errors = {name: get(point, name, "correlation_length", "error")
+                  for name, k in kinds.items() if k == "mcmc"}  # fmt: skip
+        finite = {name: e for name, e in errors.items() if math.isfinite(e)}
+        return min(finite, key=lambda name: (finite[name], name)) if finite else own
+
     rows = []
     for r in samplers.itertuples(index=False):
         point = (r.L, r.s, r.lam)
-        has_hmc = (*point, "hmc", "correlation_length") in obs.index
-        xi_sampler = "hmc" if has_hmc else r.sampler
-        xi = get(point, xi_sampler, "correlation_length", "value")
-        dxi = get(point, xi_sampler, "correlation_length", "error")
+        source = xi_source(point, r.sampler)
         tau_chi2 = get(point, r.sampler, "susceptibility", "tau_int")
         per_sample = r.sample_seconds / r.n_samples
         independent = per_sample * 2.0 * tau_chi2
-        train = 0.0 if r.sampler == "hmc" or pd.isna(r.train_seconds) else r.train_seconds
+        train = 0.0 if r.kind == "mcmc" or pd.isna(r.train_seconds) else r.train_seconds
         costs = {name: independent + train / n for name, n in AMORTISATION.items()}
         rows.append({
-            "L": r.L, "s": r.s, "lam": r.lam, "sampler": r.sampler, "xi2": xi, "xi2_error": dxi,
+            "L": r.L, "s": r.s, "lam": r.lam, "sampler": r.sampler, "kind": r.kind,
+            "xi2": get(point, source, "correlation_length", "value"),
+            "xi2_error": get(point, source, "correlation_length", "error"),
             "tau_chi2": tau_chi2,
             "tau_chi2_error": get(point, r.sampler, "susceptibility", "tau_int_error"),
             "tau_absm": get(point, r.sampler, "abs_magnetization", "tau_int"),
@@ -131,27 +150,33 @@ def dynamic_exponents(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def crossovers(table: pd.DataFrame) -> pd.DataFrame:
-    """The smallest L from which each flow's cost per independent sample beats HMC's.
+    """The smallest L from which each flow's cost per independent sample beats a baseline's.
 
-    One row per flow and cost column (sampling only, and each amortisation); ``first_L``
-    is NaN when the flow is dearer than HMC at the study's largest common lattice.
+    One row per flow, Markov-chain baseline and cost column (sampling only, and each
+    amortisation); ``first_L`` is NaN when the flow is dearer than that baseline at the
+    study's largest lattice they share.
     """
-    hmc = table[table["sampler"] == "hmc"].set_index(_POINT)
     rows = []
-    for sampler, group in table[table["sampler"] != "hmc"].groupby("sampler", sort=False):
-        group = group.set_index(_POINT)
-        common = group.index.intersection(hmc.index).sort_values()
-        if common.empty:
-            continue
-        for cost in ("seconds_per_independent", *AMORTISATION):
-            cheaper = group.loc[common, cost].to_numpy() < hmc.loc[common, cost].to_numpy()
-            # From the first L at which the flow is cheaper and stays cheaper.
-            first = math.nan
-            for i in range(len(common)):
-                if cheaper[i:].all():
-                    first = float(common[i][0])
-                    break
-            rows.append([sampler, cost, first, float(common[-1][0])])
+    flows, baselines = table[table["kind"] == "flow"], table[table["kind"] == "mcmc"]
+    for baseline, reference in baselines.groupby("sampler", sort=True):
+        reference = reference.set_index(_POINT)
+        for sampler, group in flows.groupby("sampler", sort=False):
+            group = group.set_index(_POINT)
+            common = group.index.intersection(reference.index).sort_values()
+            if common.empty:
+                continue
+            for cost in ("seconds_per_independent", *AMORTISATION):
+                mine = group.loc[common, cost].to_numpy()
+                # A baseline has no training to amortise: compare with its sampling cost.
+                theirs = reference.loc[common, "seconds_per_independent"].to_numpy()
+                cheaper = mine < theirs
+                # From the first L at which the flow is cheaper and stays cheaper.
+                first = math.nan
+                for i in range(len(common)):
+                    if cheaper[i:].all():
+                        first = float(common[i][0])
+                        break
+                rows.append([sampler, baseline, cost, first, float(common[-1][0])])
     return pd.DataFrame(rows, columns=CROSSOVER_COLUMNS)
 
 

@@ -13,8 +13,12 @@ rule train:
         "results/benchmarks/train/{flow}/{point}.tsv"
     params:
         point=point_params,
-        hyperparameters=lambda w: fieldflow.config.flow_settings(config, w.flow)[0],
-        training=lambda w: fieldflow.config.flow_settings(config, w.flow)[1],
+        hyperparameters=lambda w: fieldflow.config.canonical(
+            fieldflow.config.flow_settings(config, w.flow)[0]
+        ),
+        training=lambda w: fieldflow.config.canonical(
+            fieldflow.config.flow_settings(config, w.flow)[1]
+        ),
         device=config["device"],
         seed=lambda w: fieldflow.config.job_seed(config, "train", w.flow, w.point),
         checkpoint="results/checkpoints/{flow}/{point}.pt",
@@ -54,7 +58,7 @@ rule sample_flow:
         "results/benchmarks/sample/{flow}/{point}.tsv"
     params:
         point=point_params,
-        sampling=config["sampling"],
+        sampling=fieldflow.config.canonical(config["sampling"]),
         device=config["device"],
         seed=lambda w: fieldflow.config.job_seed(config, "sample", w.flow, w.point),
     threads: config["threads"]

@@ -1,19 +1,19 @@
-# The Hybrid Monte Carlo baseline at every point.
+# The Markov-chain baselines (config `mcmc`) at every point, one rule for all of them.
 
 
-rule hmc:
+rule mcmc:
     output:
-        ensemble=directory("results/ensembles/hmc/{point}.zarr"),
+        ensemble=directory("results/ensembles/{mcmc}/{point}.zarr"),
     log:
-        "logs/hmc/{point}.log",
+        "logs/mcmc/{mcmc}/{point}.log",
     benchmark:
-        "results/benchmarks/hmc/{point}.tsv"
+        "results/benchmarks/mcmc/{mcmc}/{point}.tsv"
     params:
         point=point_params,
-        hmc=config["hmc"],
-        seed=lambda w: fieldflow.config.job_seed(config, "hmc", w.point),
+        settings=lambda w: fieldflow.config.canonical(config[w.mcmc]),
+        seed=lambda w: fieldflow.config.job_seed(config, w.mcmc, w.point),
     threads: config["threads"]
     conda:
         "../../envs/fieldflow.yaml"
     script:
-        "../scripts/hmc.py"
+        "../scripts/mcmc.py"

@@ -1,14 +1,15 @@
-"""Snakemake script: the HMC baseline at one point (rule hmc)."""
+"""Snakemake script: one Markov-chain baseline at one point (rule mcmc)."""
 
 import torch
 
-from fieldflow.stages import hmc_stage, log_to
+from fieldflow.stages import log_to, mcmc_stage
 
 log_to(snakemake.log[0])
 torch.set_num_threads(snakemake.threads)
-hmc_stage(
+mcmc_stage(
+    sampler=snakemake.wildcards.mcmc,
     point=snakemake.params.point,
-    settings=dict(snakemake.params.hmc),
+    settings=dict(snakemake.params.settings),
     seed=snakemake.params.seed,
     ensemble_path=snakemake.output.ensemble,
 )
