@@ -1,6 +1,7 @@
 # fieldflow: normalizing flows vs Markov chains for 2D lattice phi^4, one study per config.
 #   snakemake --cores 2                                  # the default study
 #   snakemake --cores 2 --configfile config/smoke.yaml   # a tiny one
+import re
 from pathlib import Path
 
 import fieldflow.config
@@ -23,7 +24,7 @@ SAMPLERS = FLOWS + MCMC
 USE_GPU = config["device"] == "cuda"
 
 wildcard_constraints:
-    point="|".join(POINTS) or "NONE",
+    point="|".join(map(re.escape, POINTS)) or "NONE",  # a key may hold "." or "+"
     flow="|".join(FLOWS) or "NONE",
     mcmc="|".join(MCMC) or "NONE",
     sampler="|".join(SAMPLERS) or "NONE",

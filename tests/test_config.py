@@ -60,6 +60,34 @@ def test_every_schema_sampler_is_registered(schema):
         ({**GOOD, "cluster": {"sweeps": 2}}, "'cluster.sweeps'", "unknown key"),
         ({**GOOD, "hmc_tuned": {"trajectory_length": -1}}, "'hmc_tuned.trajectory_length'", ""),
         ({**GOOD, "hmc": {"enabled": False}}, "'hmc.enabled' was removed", "'mcmc'"),
+        ({"points": [{"L": 8, "s": -4.0, "lam": float("nan")}]}, "'points[0].lam'", "finite"),
+        ({"points": [{"L": 8, "s": float("inf"), "lam": 1.0}]}, "'points[0].s'", "finite"),
+        ({**GOOD, "training": {"lr": float("nan")}}, "'training.lr'", "finite"),
+        ({"points": [{"L": 4.0, "s": -4.0, "lam": 1.0}]}, "'points[0].L'", "of type 'integer'"),
+        ({**GOOD, "hmc": {"n_chains": 8.0}}, "'hmc.n_chains'", "of type 'integer'"),
+        ({**GOOD, "training": {"steps": True}}, "'training.steps'", "not of type"),
+        (
+            {"points": [{"L": 8, "s": -4.0, "lam": 6.0000001}, {"L": 8, "s": -4.0, "lam": 6.0}]},
+            "'points[1]'",
+            "beyond the 6 digits",
+        ),
+        (
+            {
+                "points": [
+                    {"name": "a", "L": 4, "s": -4.0, "lam": 8.0},
+                    {"name": "a", "L": 8, "s": -4.0, "lam": 8.0},
+                ]
+            },
+            "'points[1].name'",
+            "already names points[0]",
+        ),
+        (
+            {"points": [{"name": "a", "L": 4, "s": -4.0, "lam": 8.0, "init_from": "a"}]},
+            "'points[0].init_from'",
+            "its own flow",
+        ),
+        ({**GOOD, "flows": [], "mcmc": []}, "'flows'", "no samplers"),
+        ({"points": [{"L": 8, "s": -4.0, "lam": "1e-3x"}]}, "'points[0].lam'", "not of type"),
         ({"points": GOOD["points"] * 2}, "'points[1]'", "same point"),
     ],
 )
@@ -75,6 +103,36 @@ def test_canonical_settings_do_not_depend_on_key_order():
     assert repr(a) != repr(b) and repr(canonical(a)) == repr(canonical(b))
     assert canonical(a) == a  # same values
     assert repr(canonical({**a, "n_chains": 5})) != repr(canonical(b))
+
+
+def test_numeric_strings_are_numbers_where_a_number_is_expected(schema):
+    """YAML 1.1 reads 1e-3 as a string; a physicist writes it anyway."""
+    text = """
+points:
+  - {name: "1e3", L: 8, s: -4.0, lam: 1e-3}
+training: {lr: 3e-4, max_seconds: 1e+2}
+hmc_tuned: {trajectory_length: 2e0}
+"""
+    config = check(yaml.safe_load(text), schema)
+    assert config["points"][0]["lam"] == 0.001 and config["points"][0]["name"] == "1e3"
+    assert config["training"]["lr"] == 3e-4 and config["training"]["max_seconds"] == 100.0
+    assert config["hmc_tuned"]["trajectory_length"] == 2.0
+
+
+def test_point_keys_with_regex_characters_run(root, tmp_path):
+    """s = 1e6 gives the key L4_s1e+06_lam0, whose "+" and "." must not act as a regex."""
+    import subprocess
+    import sys
+
+    config = tmp_path / "big.yaml"
+    config.write_text("points:\n  - {L: 4, s: 1.0e+6, lam: 0.0}\nflows: []\n")
+    run = subprocess.run(
+        [sys.executable, "-m", "snakemake", "-s", str(root / "Snakefile"), "-n",
+         "--directory", str(tmp_path), "--configfile", str(config)],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    assert "results/ensembles/hmc/L4_s1e+06_lam0.zarr" in run.stdout
 
 
 def test_hopping_points(schema):

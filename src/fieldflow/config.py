@@ -7,6 +7,8 @@ Every problem is reported as a :class:`ConfigError` that names the offending key
 from __future__ import annotations
 
 import copy
+import math
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -36,6 +38,65 @@ def _path(parts) -> str:
     for part in parts:
         text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
     return text or "<top level>"
+
+
+#: A number as YAML 1.2 writes it; YAML 1.1 (PyYAML) reads ``1e-3`` as a string.
+_NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
+
+
+def _strict(validator_class):
+    """``integer`` means an int: jsonschema would take 4.0 as an integer, and L = 4.0 breaks."""
+    checker = validator_class.TYPE_CHECKER.redefine(
+        "integer", lambda _, value: isinstance(value, int) and not isinstance(value, bool)
+    )
+    return jsonschema.validators.extend(validator_class, type_checker=checker)
+
+
+def _resolve(schema: dict, root: dict) -> dict:
+    """``schema`` with a local ``$ref`` (``#/$defs/...``) merged under its own keys."""
+    if "$ref" not in schema:
+        return schema
+    target = root
+    for part in schema["$ref"].removeprefix("#/").split("/"):
+        target = target[part]
+    target = _resolve(target, root)
+    own = {k: v for k, v in schema.items() if k != "$ref"}
+    properties = dict(target.get("properties", {}))
+    for key, spec in own.get("properties", {}).items():
+        properties[key] = {**properties.get(key, {}), **spec}
+    return {**target, **own, "properties": properties}
+
+
+def _takes_number(schema: dict) -> bool:
+    types = [schema.get("type")] + [option.get("type") for option in schema.get("anyOf", [])]
+    flat = {t for entry in types for t in (entry if isinstance(entry, list) else [entry]) if t}
+    return "number" in flat and "string" not in flat
+
+
+def _numbers_from_strings(instance: Any, schema: dict, root: dict) -> Any:
+    """Read numeric strings as numbers wherever the schema wants a number (and no string)."""
+    schema = _resolve(schema, root)
+    if isinstance(instance, dict):
+        properties = schema.get("properties", {})
+        return {key: _numbers_from_strings(value, properties[key], root)
+                if key in properties else value for key, value in instance.items()}  # fmt: skip
+    if isinstance(instance, list) and isinstance(schema.get("items"), dict):
+        return [_numbers_from_strings(item, schema["items"], root) for item in instance]
+    if isinstance(instance, str) and _takes_number(schema) and _NUMBER.fullmatch(instance):
+        return float(instance)
+    return instance
+
+
+def _non_finite(instance: Any, path: tuple = ()) -> Iterator[tuple]:
+    """Paths of every NaN or infinite number in a config."""
+    if isinstance(instance, float) and not math.isfinite(instance):
+        yield path
+    elif isinstance(instance, dict):
+        for key, value in instance.items():
+            yield from _non_finite(value, (*path, key))
+    elif isinstance(instance, list):
+        for i, value in enumerate(instance):
+            yield from _non_finite(value, (*path, i))
 
 
 def _with_defaults(validator_class):
@@ -89,15 +150,29 @@ def validate(config: dict[str, Any], schema: str | Path | dict) -> dict[str, Any
     ]
     if removed:
         raise ConfigError("invalid config:\n  " + "\n  ".join(removed))
-    validator = _with_defaults(jsonschema.Draft202012Validator)(schema)
+    config.update(_numbers_from_strings(config, schema, schema))
+    validator = _with_defaults(_strict(jsonschema.Draft202012Validator))(schema)
     errors = list(validator.iter_errors(config))
     messages = _messages(iter(errors))
     broken = {tuple(e.absolute_path)[:2] for e in errors}
+    for path in _non_finite(config):
+        messages.append(f"config key '{_path(path)}': must be a finite number, got "
+                        f"{_get(config, path)}")  # fmt: skip
+        broken.add(tuple(path)[:2])
+    if config.get("flows") == [] and config.get("mcmc") == []:
+        messages.append("config key 'flows': no samplers: list flow families in 'flows' or "
+                        "Markov-chain baselines in 'mcmc'")  # fmt: skip
     if isinstance(config.get("points"), list) and ("points",) not in broken:
         skip = {p[1] for p in broken if len(p) == 2 and p[0] == "points"}
         messages += _physics_problems(config, skip, broken)
     if messages:
         raise ConfigError("invalid config:\n  " + "\n  ".join(messages))
+    return config
+
+
+def _get(config: Any, path: tuple) -> Any:
+    for part in path:
+        config = config[part]
     return config
 
 
@@ -107,9 +182,15 @@ def _physics_problems(config: dict[str, Any], skip: set[int], broken: set) -> li
     flows = config.get("flows") if ("flows",) not in broken else []
     checkerboard = sorted(set(flows if isinstance(flows, list) else []) & CHECKERBOARD_FAMILIES)
     keys: dict[str, int] = {}
+    names: dict[str, int] = {}
     for i, entry in enumerate(config["points"]):
         if i in skip:
             continue
+        if entry.get("name") in names:
+            problems.append(f"config key 'points[{i}].name': {entry['name']!r} already names "
+                            f"points[{names[entry['name']]}]")  # fmt: skip
+        elif entry.get("name"):
+            names[entry["name"]] = i
         direct, hopping = {"s", "lam"} & entry.keys(), {"kappa", "lam_K"} & entry.keys()
         if direct and hopping:
             problems.append(f"config key 'points[{i}]': give either s, lam or kappa, lam_K")
@@ -135,7 +216,13 @@ def _physics_problems(config: dict[str, Any], skip: set[int], broken: set) -> li
                 f"config key 'points[{i}].s': at lam = 0 the theory needs s > 0, got {point.s:g}"
             )
         if point.key in keys:
-            problems.append(f"config key 'points[{i}]': same point as points[{keys[point.key]}]")
+            j = keys[point.key]
+            same = point_from_entry(config["points"][j])
+            if (same.L, same.s, same.lam) == (point.L, point.s, point.lam):
+                problems.append(f"config key 'points[{i}]': same point as points[{j}]")
+            else:
+                problems.append(f"config key 'points[{i}]': differs from points[{j}] only "
+                                f"beyond the 6 digits of the point key {point.key}")  # fmt: skip
         keys[point.key] = i
     training = config.get("training")
     if isinstance(training, dict) and ("training",) not in broken:
@@ -158,6 +245,8 @@ def _physics_problems(config: dict[str, Any], skip: set[int], broken: set) -> li
 
 def _init_problems(i: int, entry: dict, point: Point, entries: list[dict]) -> list[str]:
     """``init_from`` must name another point, by name or key, on a smaller lattice."""
+    if entry["init_from"] in (point.name, point.key):
+        return [f"config key 'points[{i}].init_from': a point cannot start from its own flow"]
     for other in entries:
         try:
             candidate = point_from_entry(other)
