@@ -287,16 +287,11 @@ def test_result_layout_tuning_and_stored_action():
     assert 0.4 < result.acceptance < 0.6
     assert set(result.info) == {"step_size", "local_sweeps", "variant", "overrelax"}
     assert result.info["step_size"] > 0 and result.info["variant"] == "sw"
-    # SW flips each cluster with probability ½, so half the sites on average.
-    assert result.per_draw["cluster_fraction"].mean() == pytest.approx(0.5, abs=0.03)
+    # SW flips each cluster with probability ½, so half the sites on average; at E1 the
+    # clusters are large (σ ≈ 0.3 per draw, 0.015 for the 400 draws here): a 5σ window.
+    assert result.per_draw["cluster_fraction"].mean() == pytest.approx(0.5, abs=0.08)
     recomputed = global_action(result.phi[:, -1], POINT.s, POINT.lam)
     assert np.allclose(recomputed, result.per_draw["action"][:, -1], rtol=1e-5)
-
-
-def test_without_local_sweeps_acceptance_is_nan():
-    result = cluster.run(POINT, settings(local_sweeps=0), seed=0, progress=False)
-    assert math.isnan(result.acceptance)
-    assert result.info["local_sweeps"] == 0
 
 
 def test_same_seed_same_chain():
@@ -322,6 +317,7 @@ def test_same_seed_same_chain():
         (POINT, {"n_updates": -1}, "n_updates"),
         (POINT, {"burn_in": -5}, "burn_in"),
         (POINT, {"local_sweeps": -1}, "local_sweeps"),
+        (POINT, {"local_sweeps": 0}, "not ergodic"),
         (POINT, {"n_chains": 0}, "n_chains"),
         (POINT, {"n_chains": 2.5}, "n_chains"),
         (POINT, {"target_acceptance": 1.5}, "target_acceptance"),

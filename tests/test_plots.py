@@ -62,10 +62,13 @@ def observables_table(samplers: list[str], observables: list[str] = OBSERVABLES)
                         "tau_int": math.nan if derived else rng.uniform(0.5, 20.0),
                         "tau_int_error": math.nan if derived else 0.3,
                         "n_samples": 1000,
+                        "reliable": True,
+                        "reason": "",
                     }
                 )
-    # A missing estimate must be skipped, not break the panel.
+    # A missing estimate must be skipped, not break the panel; an unreliable one is hollow.
     rows[0]["value"] = math.nan
+    rows[1].update(reliable=False, reason="run of 1000 < 100 τ_int")
     return pd.DataFrame(rows)
 
 
@@ -187,6 +190,7 @@ def test_study_figures(tmp_path, empty):
     scaling = study.scaling(observables, samplers)
     kinds = dict(zip(samplers["sampler"], samplers["kind"], strict=True))
     agreement = study.agreement(observables.assign(value=observables.value * 1.01), kinds)
+    agreement.loc[agreement.index[:1], "reliable"] = False  # drawn with a grey cross
     correlators = pd.DataFrame({"L": 6, "s": -4.0, "lam": 5.0, "sampler": ["hmc", "cnf"] * 3,
                                 "t": [0, 0, 1, 1, 2, 2], "correlator": 1.0,
                                 "correlator_error": 0.1, "m_eff_error": 0.02,

@@ -7,8 +7,8 @@ import pytest
 from fieldflow import analysis, samplers
 from fieldflow.flows import FAMILIES
 from fieldflow.io import read_ensemble
-from fieldflow.lattice import Point
-from fieldflow.stages import ensemble_primaries, mcmc_stage, tables_stage
+from fieldflow.lattice import Point, gaussian_observables
+from fieldflow.stages import OBSERVABLE_COLUMNS, ensemble_primaries, mcmc_stage, tables_stage
 
 E1 = Point(6, -4.0, 6.975)
 
@@ -35,7 +35,7 @@ def test_mcmc_stage_writes_an_ensemble_the_tables_read(tmp_path, name):
     assert ds.attrs["kind"] == "mcmc" and ds.attrs["sampler"] == name
     assert ds["phi"].shape == (3, 20, 4, 4) and ds["action"].dtype == np.float64
     assert ds.attrs["step_size"] > 0 and ds.attrs["sample_seconds"] > 0
-    rows = pd.DataFrame([[4, -4.0, 8.0, name, "phi2", 1.0, 0.1, 0.5, 0.1, 60]],
+    rows = pd.DataFrame([[4, -4.0, 8.0, name, "phi2", 1.0, 0.1, 0.5, 0.1, 60, True, ""]],
                         columns=OBSERVABLE_COLUMNS)  # fmt: skip
     rows.to_csv(tmp_path / "obs.csv", index=False)
     tables_stage([tmp_path / "obs.csv"], [path], tmp_path / "o.csv", tmp_path / "s.csv",
@@ -71,7 +71,13 @@ def test_cluster_and_hmc_agree_at_E1():
         assert abs(a.value - b.value) < 4 * np.hypot(a.error, b.error), (name, a, b)
 
 
-OBSERVABLE_COLUMNS = [
-    "L", "s", "lam", "sampler", "observable", "value", "error", "tau_int", "tau_int_error",
-    "n_samples",
-]  # fmt: skip
+def test_tuned_hmc_reproduces_the_exact_gaussian_theory():
+    point = Point(8, 0.1, 0.0)
+    settings = {"n_chains": 32, "n_trajectories": 600, "burn_in": 200, "trajectory_length": "auto"}
+    result = samplers.mcmc_runner("hmc_tuned")(point, settings, 3, False)
+    assert result.info["trajectory_length"] > 1.2  # ξ₂ ≈ 3.2 here: 0.5 ξ₂ ≈ 1.6
+    found = analysis.observables(ensemble_primaries(result.phi), point.L)
+    for name, exact in gaussian_observables(point.L, point.s).items():
+        if name in found:
+            estimate = found[name]
+            assert abs(estimate.value - exact) < 4 * estimate.error, (name, estimate, exact)

@@ -64,3 +64,13 @@ def test_sampled_log_q_matches_float64_density_of_stored_phi(tmp_path, family, p
     if family == "cnf":  # backward RK4 is not the exact inverse of forward RK4
         tolerance = max(tolerance, 1e-3)
     assert abs(stored - exact).max() < tolerance
+
+
+def test_tables_stage_names_observables_written_before_the_quality_gate(tmp_path):
+    from fieldflow.stages import tables_stage
+
+    old = tmp_path / "old.csv"
+    old.write_text("L,s,lam,sampler,observable,value,error,tau_int,tau_int_error,n_samples\n"
+                   "4,-4.0,8.0,hmc,phi2,1.0,0.1,0.5,0.1,60\n")  # fmt: skip
+    with pytest.raises(ValueError, match=r"old.csv lacks the columns \['reliable', 'reason'\]"):
+        tables_stage([old], [], tmp_path / "o.csv", tmp_path / "s.csv")

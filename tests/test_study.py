@@ -110,3 +110,36 @@ def test_dynamic_exponent_of_a_known_power_law():
     assert exponents.loc[("hmc", "susceptibility"), "z"] == pytest.approx(2.0, abs=1e-6)
     assert exponents.loc[("hmc", "abs_magnetization"), "n_points"] == 3
     assert exponents.loc[("cnf", "susceptibility"), "z"] == pytest.approx(0.0, abs=1e-6)
+
+
+def test_one_xi_source_per_point_baselines_first():
+    rows = [
+        row(6, -4.0, 5.0, "cnf", "correlation_length", 1.40, 0.001),  # precise, but a flow
+        row(6, -4.0, 5.0, "hmc", "correlation_length", 1.50, math.nan),  # no error
+        row(6, -4.0, 5.0, "cluster", "correlation_length", 1.55, 0.02),
+        row(8, -4.0, 5.0, "cnf", "correlation_length", 2.10, 0.05),  # no baseline here
+        row(8, -4.0, 5.0, "nsf", "correlation_length", 2.00, 0.02),
+        row(10, -4.0, 5.0, "hmc", "correlation_length", 2.5, 0.02),
+        row(10, -4.0, 5.0, "cluster", "correlation_length", math.nan, math.nan),
+    ]
+    observables = pd.DataFrame(rows, columns=COLUMNS)
+    kinds = {"cnf": "flow", "nsf": "flow", "hmc": "mcmc", "cluster": "mcmc"}
+    assert study.xi_source(observables, kinds, (6, -4.0, 5.0)) == "cluster"
+    assert study.xi_source(observables, kinds, (8, -4.0, 5.0)) == "nsf"
+    assert study.xi_source(observables, kinds, (10, -4.0, 5.0)) == "hmc"
+    assert study.xi_source(observables, kinds, (12, -4.0, 5.0)) is None
+    # A baseline with a value but no error still beats every flow.
+    no_cluster = observables[observables["sampler"] != "cluster"]
+    assert study.xi_source(no_cluster, kinds, (6, -4.0, 5.0)) == "hmc"
+
+
+def test_scaling_without_baselines_uses_one_xi_per_point():
+    observables, samplers = scaling_inputs()
+    flows = samplers[samplers["kind"] == "flow"]
+    cnf = observables[observables["sampler"] == "cnf"]
+    nsf = cnf.assign(sampler="nsf", error=0.5)
+    table = study.scaling(pd.concat([cnf, nsf]), pd.concat([flows, flows.assign(sampler="nsf")]))
+    per_point = table.groupby("L")["xi2"].nunique()
+    assert (per_point == 1).all()
+    assert set(table["xi2"]) == {2.0, 2.5, 3.5}  # cnf's (smaller error), not nsf's
+    assert study.crossovers(table).empty  # no baseline to cross over

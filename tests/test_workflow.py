@@ -1,5 +1,6 @@
 """Snakemake end to end: dry run of the default study, bad configs, the smoke study."""
 
+import re
 import shutil
 import subprocess
 import sys
@@ -11,7 +12,9 @@ import yaml
 
 from fieldflow.analysis import OBSERVABLES
 
-OBS_COLUMNS = "L,s,lam,sampler,observable,value,error,tau_int,tau_int_error,n_samples".split(",")
+OBS_COLUMNS = (
+    "L,s,lam,sampler,observable,value,error,tau_int,tau_int_error,n_samples,reliable,reason"
+).split(",")  # the contract's ten, then the quality gate's verdict
 SAMPLER_COLUMNS = "L,s,lam,sampler,acceptance,ess,train_seconds,sample_seconds,n_samples".split(",")
 
 
@@ -126,6 +129,9 @@ def test_smoke_study_end_to_end(root, tmp_path):
     assert len(flows) == 3 * 2 * (2 * 2 + 1) * (len(OBSERVABLES) + 1)
     # The baselines against each other, and against the exact value at λ = 0.
     assert set(agreement[agreement.sampler == "hmc"].reference) == {"exact", "cluster"}
+    # The baselines' chains are long against their τ_int and visit both signs of M.
+    assert obs[obs.sampler.map(kinds) == "mcmc"].reliable.all()
+    assert agreement.reliable.dtype == bool
     scaling = pd.read_csv(tables / "scaling.csv")
     assert len(scaling) == 15 and (scaling.seconds_per_independent > 0).all()
     assert set(pd.read_csv(tables / "exponents.csv").sampler) == set(kinds)
@@ -161,4 +167,9 @@ def test_smoke_study_end_to_end(root, tmp_path):
     reordered.write_text(yaml.safe_dump(changed))
     again = snakemake(root, tmp_path, "-n", "--configfile", str(reordered))
     out = again.stdout + again.stderr
-    assert again.returncode == 0 and "mcmc" in out and "sample_flow" not in out, out[-3000:]
+    jobs = re.findall(r"^(?:local)?rule (\w+):\n(?:    .*\n)*?    output: (\S+)", out, re.M)
+    assert again.returncode == 0 and jobs, out[-3000:]
+    reran = {(rule, path.split("/")[2]) for rule, path in jobs if path.startswith("results/en")}
+    assert reran == {("mcmc", "cluster")}, out[-3000:]  # cluster's ensembles, nothing else's
+    assert sum(rule == "mcmc" for rule, _ in jobs) == 3, out[-3000:]  # one per point
+    assert not {"train", "sample_flow"} & {rule for rule, _ in jobs}, out[-3000:]

@@ -1,3 +1,4 @@
-"""fieldflow: normalizing flows and HMC for lattice φ⁴ theory, with honest statistics."""
+"""fieldflow: normalizing flows and Markov-chain baselines for lattice φ⁴ theory, with honest
+statistics."""
 
 __version__ = "0.1.0"

@@ -3,7 +3,7 @@
 Every builder takes DataFrames or arrays and returns a :class:`matplotlib.figure.Figure`
 made without pyplot, so no global state or backend is touched; :func:`save_figure` writes
 it as PNG and PDF. Builders cope with a single point, a single sampler and absent samplers
-(e.g. an HMC-only study).
+(e.g. a study with only Markov-chain baselines).
 """
 
 from __future__ import annotations
@@ -21,6 +21,8 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import ScalarFormatter
 
+from fieldflow import samplers as registry
+
 #: Observables in the order of DESIGN.md §1, with axis labels.
 OBSERVABLE_LABELS = {
     "phi2": r"$\langle\phi^2\rangle$",
@@ -32,8 +34,9 @@ OBSERVABLE_LABELS = {
     "pole_mass": r"pole mass $m_p$",
 }
 
-#: Samplers in a fixed order so each keeps its colour and marker across figures.
-SAMPLER_ORDER = ("hmc", "realnvp", "nsf", "cnf", "cluster", "hmc_tuned")
+#: Samplers in a fixed order (the registry's: baselines, then flows) so each keeps its
+#: colour and marker across figures.
+SAMPLER_ORDER = (*registry.MCMC, *registry.FAMILIES)
 _MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
 _POINT_COLUMNS = ["L", "s", "lam"]
 _ANCHOR_LABEL = "Albergo et al. 2021 (HMC)"
@@ -346,6 +349,7 @@ def pulls(agreement: pd.DataFrame, limit: float = 4.0) -> Figure:
     Pulls are (value − reference) / combined error against each Markov-chain baseline, or
     against the exact Gaussian value at λ = 0. The grey bands are ±1σ and ±2σ; red lines
     mark ±``limit``; pulls beyond it are drawn at the edge with their value beside them.
+    A grey × marks a pull whose estimate or reference is unreliable.
     """
     fig = Figure(figsize=(10, 4.5), layout="constrained")
     ax = fig.subplots()
@@ -377,6 +381,13 @@ def pulls(agreement: pd.DataFrame, limit: float = 4.0) -> Figure:
             if abs(yi) > limit:
                 ax.annotate(f"{yi:+.1f}", (xi, np.clip(yi, -limit - 1.2, limit + 1.2)),
                             fontsize="x-small", color="red")  # fmt: skip
+        if "reliable" in rows:
+            doubtful = ~rows["reliable"].astype(bool).to_numpy()
+            ax.plot((x + dx)[doubtful], shown[doubtful], linestyle="none", marker="x",
+                    color="0.3", markersize=9)  # fmt: skip
+    if "reliable" in agreement and not agreement["reliable"].astype(bool).all():
+        ax.plot([], [], linestyle="none", marker="x", color="0.3",
+                label="× unreliable estimate or reference")  # fmt: skip
     _set_point_ticks(ax, points)
     ax.legend(fontsize="x-small", ncol=3, loc="lower right")
     return fig
@@ -612,8 +623,9 @@ def _point_series(
 ) -> None:
     """Error-bar markers of ``column`` ± ``error`` per point, one series per sampler.
 
-    With ``clip_log`` the lower bar stops short of zero so a log axis can show it. A panel
-    without any finite value says so.
+    With ``clip_log`` the lower bar stops short of zero so a log axis can show it. Estimates
+    whose ``reliable`` flag is false are drawn hollow. A panel without any finite value
+    says so.
     """
     table = observables[observables["observable"] == name]
     points = _points(observables)
@@ -627,17 +639,16 @@ def _point_series(
         if not keep.any():
             continue
         drawn = True
-        dy = np.where(np.isfinite(dy), dy, 0.0)[keep]
-        lower = np.minimum(dy, 0.9 * y[keep]) if clip_log else dy
-        ax.errorbar(
-            x[keep] + offset,
-            y[keep],
-            yerr=[lower, dy],
-            ls="none",
-            capsize=3,
-            label=sampler,
-            **_style(sampler),
-        )
+        dy = np.where(np.isfinite(dy), dy, 0.0)
+        lower = np.minimum(dy, 0.9 * y) if clip_log else dy
+        trusted = _aligned(rows, points, "reliable") != 0.0 if "reliable" in rows else keep
+        series = ((keep & trusted, "full", sampler),
+                  (keep & ~trusted, "none", f"{sampler} (unreliable)"))  # fmt: skip
+        for subset, fill, label in series:
+            if subset.any():
+                ax.errorbar(x[subset] + offset, y[subset], yerr=[lower[subset], dy[subset]],
+                            ls="none", capsize=3, fillstyle=fill, label=label,
+                            **_style(sampler))  # fmt: skip
     if not drawn:
         _note(ax, f"no finite {column}")
     _set_point_ticks(ax, points)

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from fieldflow import analysis, io, lattice, samplers, study
+from fieldflow import analysis, io, lattice, quality, samplers, study
 from fieldflow.flows import build_flow, load_model, save_model, transfer
 from fieldflow.lattice import Point
 from fieldflow.mcmc import flow_proposals, independence_metropolis
@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 
 OBSERVABLE_COLUMNS = [
     "L", "s", "lam", "sampler", "observable", "value", "error", "tau_int", "tau_int_error",
-    "n_samples",
+    "n_samples", "reliable", "reason",
 ]  # fmt: skip
 SAMPLER_COLUMNS = [
     "L", "s", "lam", "sampler", "acceptance", "ess", "train_seconds", "sample_seconds",
@@ -178,8 +178,12 @@ def mcmc_stage(
     attrs = {
         "L": p.L, "s": p.s, "lam": p.lam, "sampler": sampler, "kind": "mcmc", "seed": seed,
         "versions": io.versions(), "acceptance": result.acceptance, "sample_seconds": seconds,
-        "n_proposals": int(result.phi.shape[0] * result.phi.shape[1]), **result.info,
+        "n_proposals": int(result.phi.shape[0] * result.phi.shape[1]),
     }  # fmt: skip
+    clash = attrs.keys() & result.info.keys()
+    if clash:
+        raise ValueError(f"{sampler} reports {sorted(clash)} in its info, which the stage sets")
+    attrs.update(result.info)
     io.write_ensemble(ensemble_path, io.ensemble_dataset(result.phi, result.per_draw, attrs))
     details = ", ".join(f"{key} {value:.4g}" if isinstance(value, float) else f"{key} {value}"
                         for key, value in result.info.items())  # fmt: skip
@@ -214,9 +218,10 @@ def observables_stage(
 ) -> None:
     """Γ-method estimates of every observable of one ensemble, as contract rows.
 
-    Optionally also the self-normalised reweighting estimates from a flow ensemble's raw
-    proposals (``reweighted_path``; header only for HMC) and C(t), m_eff(t) of the chain
-    (``correlator_path``).
+    Each row carries the verdict of :mod:`fieldflow.quality` (``reliable``, ``reason``),
+    judged from this ensemble alone. Optionally also the self-normalised reweighting
+    estimates from a flow ensemble's raw proposals (``reweighted_path``; header only for a
+    Markov chain) and C(t), m_eff(t) of the chain (``correlator_path``).
     """
     dataset = io.read_ensemble(ensemble_path)
     phi = io.load_phi(ensemble_path)
@@ -225,22 +230,37 @@ def observables_stage(
     primaries = ensemble_primaries(phi)
     keys = {"L": attrs["L"], "s": attrs["s"], "lam": attrs["lam"], "sampler": attrs["sampler"]}
 
-    def rows(estimates: dict[str, analysis.Estimate], n: int) -> pd.DataFrame:
+    def rows(estimates: dict[str, analysis.Estimate], n: int, problems: list[str]) -> pd.DataFrame:
+        verdicts = {name: quality.judge(e, n, problems) for name, e in estimates.items()}
         return pd.DataFrame([
             {**keys, "observable": name, "value": e.value, "error": e.error,
-             "tau_int": e.tau_int, "tau_int_error": e.tau_int_error, "n_samples": n}
+             "tau_int": e.tau_int, "tau_int_error": e.tau_int_error, "n_samples": n,
+             "reliable": verdicts[name].reliable, "reason": verdicts[name].reason}
             for name, e in estimates.items()
         ], columns=OBSERVABLE_COLUMNS)  # fmt: skip
 
     n = phi.shape[0] * phi.shape[1]
-    outputs = {table_path: rows(analysis.observables(primaries, L, S), n)}
+    # A flow's effective number of raw proposals limits both of its estimators.
+    effective = attrs["ess"] * attrs["n_proposals"] if attrs.get("kind") == "flow" else None
+    problems = quality.chain_problems(
+        n,
+        accepted=int(dataset["accepted"].values.sum()) if "accepted" in dataset else None,
+        effective=effective,
+        magnetization=phi.sum(axis=(-2, -1), dtype=np.float64),
+    )
+    for problem in problems:
+        log.warning("%s at %s: unreliable: %s", attrs["sampler"], Point(L, attrs["s"],
+                    attrs["lam"]).key, problem)  # fmt: skip
+    outputs = {table_path: rows(analysis.observables(primaries, L, S), n, problems)}
     if reweighted_path is not None:
         reweighted = pd.DataFrame(columns=OBSERVABLE_COLUMNS)
         if "proposal_log_weight" in dataset:
             raw = {name.removeprefix("proposal_"): dataset[name].values
                    for name in dataset.data_vars if name.startswith("proposal_")}  # fmt: skip
             log_w = raw.pop("log_weight")
-            reweighted = rows(analysis.observables(raw, L, S, log_weights=log_w), log_w.size)
+            estimates = analysis.observables(raw, L, S, log_weights=log_w)
+            effective_only = quality.chain_problems(log_w.size, effective=effective)
+            reweighted = rows(estimates, log_w.size, effective_only)
         outputs[reweighted_path] = reweighted
     if correlator_path is not None:
         correlator = pd.DataFrame(analysis.correlator_rows(primaries["correlator"], S))
@@ -262,6 +282,11 @@ def tables_stage(
     With ``parameters_path``, also write each flow's parameter count per lattice size.
     """
     frames = [pd.read_csv(path) for path in observable_tables]
+    for path, frame in zip(observable_tables, frames, strict=True):
+        missing = [column for column in OBSERVABLE_COLUMNS if column not in frame]
+        if missing:
+            raise ValueError(f"{path} lacks the columns {missing} (written by an older "
+                             "fieldflow): rerun with --forcerun observables")  # fmt: skip
     observables = pd.concat(frames, ignore_index=True)[OBSERVABLE_COLUMNS]
     rows = []
     for path in ensemble_paths:
@@ -324,6 +349,9 @@ def study_stage(
     for name, frame in tables.items():
         Path(outputs[name]).parent.mkdir(parents=True, exist_ok=True)
         frame.to_csv(outputs[name], index=False)
+    for r in observables[~observables["reliable"].astype(bool)].itertuples():
+        log.warning("unreliable: %s %s at L=%d s=%g lam=%g: %s", r.sampler, r.observable, r.L,
+                    r.s, r.lam, r.reason)  # fmt: skip
     for r in tables["exponents"].itertuples():
         log.info("%s: tau_int(%s) ~ xi2^z, z = %.2f +- %.2f (chi2/dof %.2f, %d points)",
                  r.sampler, r.observable, r.z, r.z_error, r.chi2_dof, r.n_points)  # fmt: skip

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import math
 
+import numpy as np
 import pandas as pd
 
 from fieldflow import analysis
@@ -20,12 +21,12 @@ log = logging.getLogger(__name__)
 
 AGREEMENT_COLUMNS = [
     "L", "s", "lam", "sampler", "estimator", "observable", "value", "error",
-    "reference", "reference_value", "reference_error", "pull",
+    "reference", "reference_value", "reference_error", "pull", "reliable",
 ]  # fmt: skip
 SCALING_COLUMNS = [
     "L", "s", "lam", "sampler", "kind", "xi2", "xi2_error", "tau_chi2", "tau_chi2_error",
     "tau_absm", "tau_absm_error", "acceptance", "ess", "train_seconds", "seconds_per_sample",
-    "seconds_per_independent", "cost_1e4", "cost_1e6",
+    "seconds_per_independent", "seconds_per_independent_error", "cost_1e4", "cost_1e6",
 ]  # fmt: skip
 EXPONENT_COLUMNS = ["sampler", "observable", "z", "z_error", "amplitude", "chi2_dof", "n_points"]
 CROSSOVER_COLUMNS = ["sampler", "baseline", "cost", "first_L", "largest_L"]
@@ -48,7 +49,8 @@ def agreement(
     same point, and the baselines with each other, each pair once (the later name in
     alphabetical order against the earlier). Estimators are ``mh`` (the sampler's chain)
     and ``reweighting`` (self-normalised importance weights on a flow's raw proposals).
-    Estimates without a reference (no Markov chain in the study) are left out.
+    Estimates without a reference (no Markov chain in the study) are left out. A pull is
+    ``reliable`` only if both its estimate and its reference are (:mod:`fieldflow.quality`).
     """
     frames = [observables.assign(estimator="mh")]
     if reweighted is not None and not reweighted.empty:
@@ -62,23 +64,36 @@ def agreement(
             exact = gaussian_observables(int(r.L), float(r.s)).get(r.observable)
             if exact is None:
                 continue
-            compared = [("exact", exact, 0.0)]
+            compared = [("exact", exact, 0.0, True)]
         else:
             key = (r.L, r.s, r.lam, r.observable)
             found = references.loc[[key]] if key in references.index else references.iloc[:0]
             compared = [
-                (ref.sampler, ref.value, ref.error)
+                (ref.sampler, ref.value, ref.error, _reliable(ref))
                 for ref in found.itertuples(index=False)
-                if kinds[r.sampler] == "flow" or ref.sampler < r.sampler
+                if _kind(kinds, r.sampler) == "flow" or ref.sampler < r.sampler
             ]
-        for reference, value, error in compared:
+        for reference, value, error, trusted in compared:
             both = math.hypot(r.error, error)
             pull = (r.value - value) / both if both > 0 else math.nan
             rows.append([r.L, r.s, r.lam, r.sampler, r.estimator, r.observable, r.value,
-                         r.error, reference, value, error, pull])  # fmt: skip
+                         r.error, reference, value, error, pull,
+                         _reliable(r) and trusted])  # fmt: skip
     table = pd.DataFrame(rows, columns=AGREEMENT_COLUMNS)
     return table.sort_values([*_POINT, "sampler", "estimator", "reference"], kind="stable",
                              ignore_index=True)  # fmt: skip
+
+
+def _reliable(row: tuple) -> bool:
+    """An estimate's ``reliable`` flag (tables without the column count as reliable)."""
+    flag = getattr(row, "reliable", True)
+    return bool(flag) if not pd.isna(flag) else False
+
+
+def _kind(kinds: dict[str, str], sampler: str) -> str:
+    if sampler not in kinds:
+        raise ValueError(f"sampler {sampler!r} has observables but no row in samplers.csv")
+    return kinds[sampler]
 
 
 def large_pulls(table: pd.DataFrame, limit: float = PULL_LIMIT) -> pd.DataFrame:
@@ -89,8 +104,9 @@ def large_pulls(table: pd.DataFrame, limit: float = PULL_LIMIT) -> pd.DataFrame:
 def scaling(observables: pd.DataFrame, samplers: pd.DataFrame) -> pd.DataFrame:
     """τ_int, acceptance and the cost of an independent sample per point and sampler.
 
-    ξ₂ at a point is the most precise Markov-chain baseline's there (the flows' when the
-    study has none), so every sampler's τ_int is set against the same ξ₂. Costs are
+    ξ₂ at a point is one sampler's for every sampler there, so all τ_int are set against
+    the same ξ₂: the Markov-chain baseline with the smallest error, else the flow with the
+    smallest error (:func:`xi_source`). Costs are
     wall-clock seconds per effectively independent sample of χ₂: the sampling time per
     configuration times 2 τ_int(χ₂) (per flow proposal, HMC trajectory or cluster update);
     ``cost_1e4`` and ``cost_1e6`` add a flow's training time spread over 10⁴ and 10⁶ such
@@ -103,18 +119,12 @@ def scaling(observables: pd.DataFrame, samplers: pd.DataFrame) -> pd.DataFrame:
         key = (*point, sampler, observable)
         return float(obs.loc[key, column]) if key in obs.index else math.nan
 
-    def xi_source(point: tuple, own: str) -> str:
-        """The Markov chain with the smallest error on ξ₂ at the point, else ``own``."""
-        errors = {name: get(point, name, "correlation_length", "error")
-                  for name, k in kinds.items() if k == "mcmc"}  # fmt: skip
-        finite = {name: e for name, e in errors.items() if math.isfinite(e)}
-        return min(finite, key=lambda name: (finite[name], name)) if finite else own
-
     rows = []
     for r in samplers.itertuples(index=False):
         point = (r.L, r.s, r.lam)
-        source = xi_source(point, r.sampler)
+        source = xi_source(observables, kinds, point)
         tau_chi2 = get(point, r.sampler, "susceptibility", "tau_int")
+        tau_chi2_error = get(point, r.sampler, "susceptibility", "tau_int_error")
         per_sample = r.sample_seconds / r.n_samples
         independent = per_sample * 2.0 * tau_chi2
         train = 0.0 if r.kind == "mcmc" or pd.isna(r.train_seconds) else r.train_seconds
@@ -124,21 +134,55 @@ def scaling(observables: pd.DataFrame, samplers: pd.DataFrame) -> pd.DataFrame:
             "xi2": get(point, source, "correlation_length", "value"),
             "xi2_error": get(point, source, "correlation_length", "error"),
             "tau_chi2": tau_chi2,
-            "tau_chi2_error": get(point, r.sampler, "susceptibility", "tau_int_error"),
+            "tau_chi2_error": tau_chi2_error,
             "tau_absm": get(point, r.sampler, "abs_magnetization", "tau_int"),
             "tau_absm_error": get(point, r.sampler, "abs_magnetization", "tau_int_error"),
             "acceptance": r.acceptance, "ess": r.ess, "train_seconds": r.train_seconds,
-            "seconds_per_sample": per_sample, "seconds_per_independent": independent, **costs,
+            "seconds_per_sample": per_sample, "seconds_per_independent": independent,
+            "seconds_per_independent_error": per_sample * 2.0 * tau_chi2_error, **costs,
         })  # fmt: skip
     table = pd.DataFrame(rows, columns=SCALING_COLUMNS)
     return table.sort_values(["sampler", *_POINT], kind="stable", ignore_index=True)
 
 
+def xi_source(observables: pd.DataFrame, kinds: dict[str, str], point: tuple) -> str | None:
+    """The sampler whose ξ₂ stands for the point (L, s, lam) in the scaling table.
+
+    Among samplers with a finite ξ₂ there: Markov chains before flows, then a finite
+    error before none, then the smaller error, then the name. None if no sampler has one.
+    """
+    rows = observables[(observables["L"] == point[0]) & (observables["s"] == point[1])
+                       & (observables["lam"] == point[2])
+                       & (observables["observable"] == "correlation_length")
+                       & observables["value"].notna()]  # fmt: skip
+
+    def rank(r: tuple) -> tuple:
+        finite = math.isfinite(r.error)
+        return (kinds.get(r.sampler) != "mcmc", not finite, r.error if finite else 0.0, r.sampler)
+
+    ranked = sorted(rows.itertuples(index=False), key=rank)
+    return ranked[0].sampler if ranked else None
+
+
+#: Exponent fits of :func:`dynamic_exponents`: (``observable`` label, scaling column).
+EXPONENT_FITS = (
+    ("susceptibility", "tau_chi2"),
+    ("abs_magnetization", "tau_absm"),
+    ("cost", "seconds_per_independent"),
+)
+
+
 def dynamic_exponents(table: pd.DataFrame) -> pd.DataFrame:
-    """Fit τ_int ∝ ξ₂^z for every sampler, for χ₂ and |M| (needs ≥ 2 distinct ξ₂)."""
+    """Fit y ∝ ξ₂^z per sampler (needs ≥ 2 distinct ξ₂), for each of :data:`EXPONENT_FITS`.
+
+    For τ_int of χ₂ and |M| this is the dynamic exponent per update (trajectory, cluster
+    update, proposal). Updates of different samplers cost differently, and ``hmc_tuned``'s
+    trajectories lengthen with ξ₂; the ``cost`` row (seconds per independent χ₂ sample,
+    error from τ_int's) is the exponent to compare between samplers.
+    """
     rows = []
     for sampler, group in table.groupby("sampler", sort=False):
-        for observable, tau in (("susceptibility", "tau_chi2"), ("abs_magnetization", "tau_absm")):
+        for observable, tau in EXPONENT_FITS:
             ok = group[(group["xi2"] > 0) & (group[tau] > 0) & (group[f"{tau}_error"] > 0)]
             if ok["xi2"].nunique() < 2:
                 continue
@@ -169,23 +213,26 @@ def crossovers(table: pd.DataFrame) -> pd.DataFrame:
                 mine = group.loc[common, cost].to_numpy()
                 # A baseline has no training to amortise: compare with its sampling cost.
                 theirs = reference.loc[common, "seconds_per_independent"].to_numpy()
-                cheaper = mine < theirs
-                # From the first L at which the flow is cheaper and stays cheaper.
-                first = math.nan
-                for i in range(len(common)):
-                    if cheaper[i:].all():
-                        first = float(common[i][0])
-                        break
+                first = _stays_cheaper_from([L for L, _, _ in common], mine < theirs)
                 rows.append([sampler, baseline, cost, first, float(common[-1][0])])
     return pd.DataFrame(rows, columns=CROSSOVER_COLUMNS)
+
+
+def _stays_cheaper_from(sizes: list[int], cheaper: np.ndarray) -> float:
+    """The first L (of points sorted by L) from which ``cheaper`` holds at every point."""
+    for i, L in enumerate(sizes):
+        if cheaper[i:].all():
+            return float(L)
+    return math.nan
 
 
 def report_large_pulls(table: pd.DataFrame) -> list[str]:
     """Log every pull beyond :data:`PULL_LIMIT` as a warning and return the messages."""
     messages = []
     for r in large_pulls(table).itertuples(index=False):
+        unreliable = "" if _reliable(r) else " [unreliable estimate or reference]"
         messages.append(
-            f"pull {r.pull:+.2f} beyond ±{PULL_LIMIT:g}: {r.sampler} ({r.estimator}) "
+            f"pull {r.pull:+.2f} beyond ±{PULL_LIMIT:g}{unreliable}: {r.sampler} ({r.estimator}) "
             f"{r.observable} at L={r.L} s={r.s:g} lam={r.lam:g}: {r.value:.5g} ± {r.error:.2g} "
             f"vs {r.reference} {r.reference_value:.5g} ± {r.reference_error:.2g}"
         )

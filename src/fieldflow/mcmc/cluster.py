@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -67,9 +68,13 @@ class ClusterSettings:
     def __post_init__(self) -> None:
         if self.n_chains < 1:
             raise ValueError(f"n_chains must be at least 1, got {self.n_chains}")
-        for name in ("n_updates", "burn_in", "local_sweeps"):
+        for name in ("n_updates", "burn_in"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be non-negative, got {getattr(self, name)}")
+        if self.local_sweeps < 1:
+            # The cluster step and the reflections never change the set of |φ| values.
+            raise ValueError(f"local_sweeps must be at least 1 (the cluster step alone is not "
+                             f"ergodic), got {self.local_sweeps}")  # fmt: skip
         if self.variant not in VARIANTS:
             raise ValueError(f"unknown cluster variant {self.variant!r}; known: {VARIANTS}")
         if not 0.0 < self.target_acceptance < 1.0:
@@ -77,6 +82,7 @@ class ClusterSettings:
 
     @classmethod
     def from_dict(cls, settings: dict[str, Any]) -> ClusterSettings:
+        """Settings from a config section; the optional keys take the defaults above."""
         return cls(
             n_chains=_count("n_chains", settings["n_chains"]),
             n_updates=_count("n_updates", settings["n_updates"]),
@@ -89,6 +95,7 @@ class ClusterSettings:
 
 
 def _count(name: str, value: Any) -> int:
+    """``value`` as an int, refusing bools and non-integral numbers."""
     if isinstance(value, bool) or int(value) != value:
         raise ValueError(f"{name} must be an integer, got {value!r}")
     return int(value)
@@ -248,7 +255,13 @@ def local_minimum(b: np.ndarray, s: float, lam: float) -> np.ndarray:
     return c - np.divide(slope, curvature, out=np.zeros_like(c), where=curvature > 0)
 
 
-def _colour_update(phi, propose, s, lam, rng) -> float:
+def _colour_update(
+    phi: np.ndarray,
+    propose: Callable[[np.ndarray, np.ndarray], np.ndarray],
+    s: float,
+    lam: float,
+    rng: np.random.Generator,
+) -> float:
     """Metropolis over each colour in turn, in place; returns the acceptance rate."""
     accepted, total = 0, 0
     for mask in colour_masks(phi.shape[-2:]):
@@ -336,18 +349,19 @@ def update(
     for _ in range(cfg.local_sweeps):
         phi, rate = local_sweep(phi, point.s, point.lam, delta, rng)
         rates.append(rate)
-    return Update(phi, flipped, float(np.mean(rates)) if rates else math.nan, or_acc)
+    return Update(phi, flipped, float(np.mean(rates)), or_acc)
 
 
-def _tune(phi, point, cfg, rng, progress) -> tuple[np.ndarray, float]:
+def _tune(
+    phi: np.ndarray, point: Point, cfg: ClusterSettings, rng: np.random.Generator, progress: bool
+) -> tuple[np.ndarray, float]:
     """Burn-in: log δ += γ_t (acceptance − target), γ_t = t^-0.6, δ ≤ MAX_STEP."""
     log_delta = math.log(INITIAL_STEP)
     for t in tqdm(range(cfg.burn_in), disable=not progress, desc="cluster burn-in"):
         step = update(phi, point, math.exp(log_delta), rng, cfg)
         phi = step.phi
-        if cfg.local_sweeps > 0:
-            log_delta += (t + 1) ** -0.6 * (step.acceptance - cfg.target_acceptance)
-            log_delta = min(log_delta, math.log(MAX_STEP))
+        log_delta += (t + 1) ** -0.6 * (step.acceptance - cfg.target_acceptance)
+        log_delta = min(log_delta, math.log(MAX_STEP))
     return phi, math.exp(log_delta)
 
 
@@ -361,8 +375,8 @@ def run(point: Point, settings: dict[str, Any], seed: int, progress: bool = True
     Returns:
         φ (chain, n_updates, L, L) float32; per draw ``action`` (S after the update) and
         ``cluster_fraction`` (fraction of sites flipped by its cluster step), float64;
-        acceptance of the local Metropolis steps over the kept updates (NaN without local
-        sweeps); info: ``step_size``, ``local_sweeps``, ``variant``, ``overrelax``.
+        acceptance of the local Metropolis steps over the kept updates (NaN without kept
+        updates); info: ``step_size``, ``local_sweeps``, ``variant``, ``overrelax``.
     """
     cfg = ClusterSettings.from_dict(settings)
     check_point(point)
@@ -382,7 +396,7 @@ def run(point: Point, settings: dict[str, Any], seed: int, progress: bool = True
         fractions[:, t] = step.flipped
         rates.append(step.acceptance)
         or_rates.append(step.overrelax_acceptance)
-    acceptance = float(np.mean(rates)) if rates and cfg.local_sweeps > 0 else math.nan
+    acceptance = float(np.mean(rates)) if rates else math.nan
     if cfg.overrelax and or_rates:
         log.info("cluster: over-relaxation acceptance %.3f", np.mean(or_rates))
     log.info("cluster: local acceptance %.3f, mean flipped fraction %.3f", acceptance,

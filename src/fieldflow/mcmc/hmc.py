@@ -9,7 +9,10 @@ Markov chain with a fixed kernel.
 With ``trajectory_length="auto"`` the burn-in also picks τ for the point: τ = c ξ₂ from the
 second-moment correlation length measured on the burn-in chains. The slowest (k = 0) free
 mode has ω² = 2 s_eff ≈ 2/ξ², so a fixed τ moves it by ωτ ∝ 1/ξ per trajectory and τ_int
-grows as ξ² (z ≈ 2); τ ∝ ξ turns it by a fixed angle instead (z ≈ 1 per trajectory).
+grows as ξ² (z ≈ 2); τ ∝ ξ turns it by a fixed angle instead, so for a free field τ_int
+per trajectory would not grow at all (z ≈ 0), while each trajectory costs ∝ ξ more
+leapfrog steps (z ≈ 1 in cost). Interacting, τ_int per trajectory still grew as about
+ξ₂^1.1 at c = 0.5 (docs/decisions.md): compare samplers by the cost exponent.
 """
 
 from __future__ import annotations
@@ -312,7 +315,7 @@ def run(point: Point, settings: dict[str, Any], seed: int, progress: bool = True
         settings["n_trajectories"],
         settings["burn_in"],
         seed,
-        trajectory_length=settings.get("trajectory_length", TAU0),
+        trajectory_length=settings.get("trajectory_length", 1.0),
         target_acceptance=settings.get("target_acceptance", 0.8),
         integrator=settings.get("integrator", "leapfrog"),
         jitter=settings.get("trajectory_jitter", 0.5),
