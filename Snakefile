@@ -48,10 +48,14 @@ include: "workflow/rules/mcmc.smk"
 include: "workflow/rules/analysis.smk"
 
 
+# The data products are targets too: a deleted ensemble or model is rebuilt by a plain
+# rerun, even when the tables made from it are up to date.
 rule all:
     input:
         "results/tables/observables.csv",
         "results/tables/samplers.csv",
         STUDY_TABLES.values(),
         FIGURES,
+        ensembles(),
+        expand("results/models/{flow}/{point}.pt", flow=FLOWS, point=POINTS),
     default_target: True

@@ -93,9 +93,14 @@ def _wait_group_gone(pgid: int, seconds: float = 60):
 
 
 def finished_outputs(run: Run, workdir: Path) -> dict[str, int]:
-    """mtime (ns) of every output of a job the run finished."""
+    """mtime (ns) of every output of a job the run finished.
+
+    The from-scratch models of rule train_scratch are temp(): Snakemake deletes them as
+    soon as their job is done, so whether one is still there depends on timing.
+    """
     started, finished = jobs(run.text())
-    outputs = [path for jobid in finished for path in started[jobid] if path]
+    outputs = [path for jobid in finished for path in started[jobid]
+               if path and not path.endswith(".scratch.pt")]  # fmt: skip
     return {path: (workdir / path).stat().st_mtime_ns for path in outputs}
 
 

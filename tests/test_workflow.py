@@ -154,6 +154,18 @@ def test_smoke_study_end_to_end(root, tmp_path):
     again = snakemake(root, tmp_path, "-n", "--configfile", str(config))
     assert "Nothing to be done" in again.stdout + again.stderr
 
+    # A deleted data product is rebuilt by a plain run, though the tables are up to date.
+    shutil.rmtree(tmp_path / "results" / "ensembles" / "cluster" / "L4_s1_lam0.zarr")
+    (tmp_path / "results" / "models" / "realnvp" / "L4_s1_lam0.pt").unlink()
+    again = snakemake(root, tmp_path, "-n", "--configfile", str(config))
+    out = again.stdout + again.stderr
+    assert "results/ensembles/cluster/L4_s1_lam0.zarr" in out, out[-3000:]
+    assert "results/models/realnvp/L4_s1_lam0.pt" in out, out[-3000:]
+    rebuilt = snakemake(root, tmp_path, "--cores", "2", "--configfile", str(config))
+    assert rebuilt.returncode == 0, rebuilt.stdout[-3000:] + rebuilt.stderr[-3000:]
+    assert (tmp_path / "results" / "ensembles" / "cluster" / "L4_s1_lam0.zarr").is_dir()
+    assert (tmp_path / "results" / "models" / "realnvp" / "L4_s1_lam0.pt").is_file()
+
     # The same settings with every key in another order change no job's params.
     reordered = tmp_path / "reordered.yaml"
     reordered.write_text(yaml.safe_dump(reversed_keys(yaml.safe_load(config.read_text())),
