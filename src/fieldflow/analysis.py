@@ -17,6 +17,8 @@ from typing import Any
 import numpy as np
 import pyerrors as pe
 
+from fieldflow.lattice import second_moment_length
+
 log = logging.getLogger(__name__)
 
 #: Observable names of DESIGN.md §1, in table order.
@@ -105,7 +107,7 @@ def observables(
     }
     ratio = o["m2"] / o["f_first"] - 1.0
     if ratio.value > 0:
-        derived["correlation_length"] = np.sqrt(ratio) / (2.0 * math.sin(math.pi / L))
+        derived["correlation_length"] = second_moment_length(ratio, L)
     else:
         log.warning("chi2/F - 1 = %.3g <= 0: correlation length undefined", ratio.value)
     mass = _pole_mass(o["correlator"], L) if "correlator" in o else None

@@ -134,6 +134,14 @@ def primary_observables(phi: Tensor) -> dict[str, Tensor]:
     }
 
 
+def second_moment_length(ratio, L: int):
+    r"""ξ₂ = sqrt(χ₂/F − 1) / (2 sin(π/L)) from ``ratio`` = χ₂/F − 1 > 0.
+
+    ``ratio`` may be a float, an array or a pyerrors ``Obs`` (errors then propagate).
+    """
+    return np.sqrt(ratio) / (2.0 * math.sin(math.pi / L))
+
+
 def timeslice_correlator(phi: Tensor) -> Tensor:
     r"""Zero-momentum time-slice correlator per configuration, shape (batch, L).
 

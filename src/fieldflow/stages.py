@@ -322,7 +322,7 @@ def study_stage(
     """
     observables = pd.read_csv(observables_path)
     sampler_table = pd.read_csv(samplers_path)
-    kinds = dict(zip(sampler_table["sampler"], sampler_table["kind"], strict=True))
+    kinds = study.sampler_kinds(sampler_table)
     frames = [
         f for f in map(pd.read_csv, reweighted_tables) if not f.empty
     ]  # empty for Markov chains

@@ -113,16 +113,19 @@ def scaling(observables: pd.DataFrame, samplers: pd.DataFrame) -> pd.DataFrame:
     samples.
     """
     obs = observables.set_index([*_POINT, "sampler", "observable"])
-    kinds = dict(zip(samplers["sampler"], samplers["kind"], strict=True))
+    kinds = sampler_kinds(samplers)
 
     def get(point: tuple, sampler: str, observable: str, column: str) -> float:
         key = (*point, sampler, observable)
         return float(obs.loc[key, column]) if key in obs.index else math.nan
 
+    sources: dict[tuple, str | None] = {}
     rows = []
     for r in samplers.itertuples(index=False):
         point = (r.L, r.s, r.lam)
-        source = xi_source(observables, kinds, point)
+        if point not in sources:
+            sources[point] = xi_source(observables, kinds, point)
+        source = sources[point]
         tau_chi2 = get(point, r.sampler, "susceptibility", "tau_int")
         tau_chi2_error = get(point, r.sampler, "susceptibility", "tau_int_error")
         per_sample = r.sample_seconds / r.n_samples
@@ -143,6 +146,11 @@ def scaling(observables: pd.DataFrame, samplers: pd.DataFrame) -> pd.DataFrame:
         })  # fmt: skip
     table = pd.DataFrame(rows, columns=SCALING_COLUMNS)
     return table.sort_values(["sampler", *_POINT], kind="stable", ignore_index=True)
+
+
+def sampler_kinds(samplers: pd.DataFrame) -> dict[str, str]:
+    """``{sampler: kind}`` from the samplers table (columns ``sampler`` and ``kind``)."""
+    return dict(zip(samplers["sampler"], samplers["kind"], strict=True))
 
 
 def xi_source(observables: pd.DataFrame, kinds: dict[str, str], point: tuple) -> str | None:

@@ -29,7 +29,7 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from fieldflow.lattice import Point, action, force, primary_observables
+from fieldflow.lattice import Point, action, force, primary_observables, second_moment_length
 from fieldflow.mcmc.chain import ChainResult
 
 log = logging.getLogger(__name__)
@@ -169,7 +169,7 @@ class _CorrelationLength:
         ratio = self.m2 / self.f_first - 1.0
         if not (math.isfinite(ratio) and ratio > 0):
             return math.nan
-        return math.sqrt(ratio) / (2.0 * math.sin(math.pi / L))
+        return float(second_moment_length(ratio, L))
 
 
 def auto_trajectory_length(
