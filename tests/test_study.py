@@ -143,3 +143,18 @@ def test_scaling_without_baselines_uses_one_xi_per_point():
     assert (per_point == 1).all()
     assert set(table["xi2"]) == {2.0, 2.5, 3.5}  # cnf's (smaller error), not nsf's
     assert study.crossovers(table).empty  # no baseline to cross over
+
+
+def test_costs_and_exponents_from_an_unreliable_chain_are_flagged():
+    observables, samplers = scaling_inputs()
+    observables["reliable"] = True
+    doubtful = (observables["sampler"] == "cnf") & (observables["L"] == 12)
+    observables.loc[doubtful & (observables["observable"] == "susceptibility"), "reliable"] = False
+    table = study.scaling(observables, samplers).set_index(["sampler", "L"])
+    assert not table.loc[("cnf", 12), "reliable"] and table.loc[("cnf", 6), "reliable"]
+    assert table.xs("hmc")["reliable"].all()
+    exponents = study.dynamic_exponents(table.reset_index()).set_index(["sampler", "observable"])
+    assert not exponents.loc[("cnf", "susceptibility"), "reliable"]
+    assert exponents.loc[("hmc", "susceptibility"), "reliable"]
+    crossover = study.crossovers(table.reset_index())
+    assert not crossover["reliable"].any()  # every cnf row uses the L = 12 cost

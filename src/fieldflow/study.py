@@ -27,9 +27,12 @@ SCALING_COLUMNS = [
     "L", "s", "lam", "sampler", "kind", "xi2", "xi2_error", "tau_chi2", "tau_chi2_error",
     "tau_absm", "tau_absm_error", "acceptance", "ess", "train_seconds", "seconds_per_sample",
     "seconds_per_independent", "seconds_per_independent_error", "cost_1e4", "cost_1e6",
+    "reliable",
 ]  # fmt: skip
-EXPONENT_COLUMNS = ["sampler", "observable", "z", "z_error", "amplitude", "chi2_dof", "n_points"]
-CROSSOVER_COLUMNS = ["sampler", "baseline", "cost", "first_L", "largest_L"]
+EXPONENT_COLUMNS = [
+    "sampler", "observable", "z", "z_error", "amplitude", "chi2_dof", "n_points", "reliable",
+]  # fmt: skip
+CROSSOVER_COLUMNS = ["sampler", "baseline", "cost", "first_L", "largest_L", "reliable"]
 
 #: Number of independent samples over which a flow's training time is amortised.
 AMORTISATION = {"cost_1e4": 1e4, "cost_1e6": 1e6}
@@ -117,7 +120,7 @@ def scaling(observables: pd.DataFrame, samplers: pd.DataFrame) -> pd.DataFrame:
 
     def get(point: tuple, sampler: str, observable: str, column: str) -> float:
         key = (*point, sampler, observable)
-        return float(obs.loc[key, column]) if key in obs.index else math.nan
+        return float(obs.loc[key, column]) if key in obs.index and column in obs else math.nan
 
     sources: dict[tuple, str | None] = {}
     rows = []
@@ -143,6 +146,9 @@ def scaling(observables: pd.DataFrame, samplers: pd.DataFrame) -> pd.DataFrame:
             "acceptance": r.acceptance, "ess": r.ess, "train_seconds": r.train_seconds,
             "seconds_per_sample": per_sample, "seconds_per_independent": independent,
             "seconds_per_independent_error": per_sample * 2.0 * tau_chi2_error, **costs,
+            # τ_int and costs are only as good as the chain they come from.
+            "reliable": all(get(point, r.sampler, name, "reliable") != 0.0
+                            for name in ("susceptibility", "abs_magnetization")),
         })  # fmt: skip
     table = pd.DataFrame(rows, columns=SCALING_COLUMNS)
     return table.sort_values(["sampler", *_POINT], kind="stable", ignore_index=True)
@@ -186,7 +192,8 @@ def dynamic_exponents(table: pd.DataFrame) -> pd.DataFrame:
     For τ_int of χ₂ and |M| this is the dynamic exponent per update (trajectory, cluster
     update, proposal). Updates of different samplers cost differently, and ``hmc_tuned``'s
     trajectories lengthen with ξ₂; the ``cost`` row (seconds per independent χ₂ sample,
-    error from τ_int's) is the exponent to compare between samplers.
+    error from τ_int's) is the exponent to compare between samplers. ``reliable``: every
+    fitted point's τ_int comes from a chain that supports it (:mod:`fieldflow.quality`).
     """
     rows = []
     for sampler, group in table.groupby("sampler", sort=False):
@@ -197,7 +204,7 @@ def dynamic_exponents(table: pd.DataFrame) -> pd.DataFrame:
             fit = analysis.fit_power_law(ok["xi2"], ok[tau], ok[f"{tau}_error"],
                                          x_error=ok["xi2_error"].fillna(0.0))  # fmt: skip
             rows.append([sampler, observable, fit.exponent, fit.exponent_error, fit.amplitude,
-                         fit.chi2_dof, fit.n_points])  # fmt: skip
+                         fit.chi2_dof, fit.n_points, bool(ok["reliable"].all())])  # fmt: skip
     return pd.DataFrame(rows, columns=EXPONENT_COLUMNS)
 
 
@@ -206,7 +213,8 @@ def crossovers(table: pd.DataFrame) -> pd.DataFrame:
 
     One row per flow, Markov-chain baseline and cost column (sampling only, and each
     amortisation); ``first_L`` is NaN when the flow is dearer than that baseline at the
-    study's largest lattice they share.
+    study's largest lattice they share. ``reliable``: every cost compared comes from a
+    reliable τ_int (:mod:`fieldflow.quality`).
     """
     rows = []
     flows, baselines = table[table["kind"] == "flow"], table[table["kind"] == "mcmc"]
@@ -222,7 +230,9 @@ def crossovers(table: pd.DataFrame) -> pd.DataFrame:
                 # A baseline has no training to amortise: compare with its sampling cost.
                 theirs = reference.loc[common, "seconds_per_independent"].to_numpy()
                 first = _stays_cheaper_from([L for L, _, _ in common], mine < theirs)
-                rows.append([sampler, baseline, cost, first, float(common[-1][0])])
+                trusted = bool(group.loc[common, "reliable"].all()
+                               and reference.loc[common, "reliable"].all())  # fmt: skip
+                rows.append([sampler, baseline, cost, first, float(common[-1][0]), trusted])
     return pd.DataFrame(rows, columns=CROSSOVER_COLUMNS)
 
 
