@@ -2,9 +2,11 @@
 #   snakemake --cores 2                                  # the default study
 #   snakemake --cores 2 --configfile config/smoke.yaml   # a tiny one
 import re
+import sys
 from pathlib import Path
 
 import fieldflow.config
+import fieldflow.errors
 
 # The default study, unless --configfile names another (whose keys then replace, not merge
 # with, the defaults: anything it leaves out takes the schema's default).
@@ -13,8 +15,15 @@ if not workflow.config_settings.configfiles:
     configfile: "config/config.yaml"
 
 
-# Checked before any job runs: a typo or an impossible parameter names its key here.
-fieldflow.config.validate(config, workflow.source_path("workflow/schemas/config.schema.yaml"))
+# Checked before any job runs: a typo, an impossible parameter or a lattice too large for
+# this machine names its key here, one line per problem, and nothing runs.
+try:
+    fieldflow.config.validate(config, workflow.source_path("workflow/schemas/config.schema.yaml"))
+    fieldflow.config.check_resources(config, "results")
+except fieldflow.errors.FieldflowError as error:
+    configfiles = workflow.config_settings.configfiles or ["config/config.yaml"]
+    fieldflow.errors.report(error, where=", ".join(map(str, configfiles)))
+    sys.exit(1)
 
 POINTS = {p.key: p for p in fieldflow.config.points(config)}
 INIT_FROM = fieldflow.config.init_sources(config)

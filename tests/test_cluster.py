@@ -285,8 +285,13 @@ def test_result_layout_tuning_and_stored_action():
     assert set(result.per_draw) == {"action", "cluster_fraction"}
     assert all(v.shape == (8, 50) and v.dtype == np.float64 for v in result.per_draw.values())
     assert 0.4 < result.acceptance < 0.6
-    assert set(result.info) == {"step_size", "local_sweeps", "variant", "overrelax"}
+    assert set(result.info) == {"step_size", "local_sweeps", "variant", "overrelax",
+                                "seconds_per_update", "seconds_per_update_error"}  # fmt: skip
     assert result.info["step_size"] > 0 and result.info["variant"] == "sw"
+    # Timed per kept update of one chain; values vary from run to run, so only their kind.
+    assert 0 < result.info["seconds_per_update"] < 1
+    assert math.isfinite(result.info["seconds_per_update_error"])
+    assert result.info["seconds_per_update_error"] >= 0
     # SW flips each cluster with probability ½, so half the sites on average; at E1 the
     # clusters are large (σ ≈ 0.3 per draw, 0.015 for the 400 draws here): a 5σ window.
     assert result.per_draw["cluster_fraction"].mean() == pytest.approx(0.5, abs=0.08)
@@ -301,7 +306,10 @@ def test_same_seed_same_chain():
     c = cluster.run(POINT, cfg, seed=6, progress=False)
     assert np.array_equal(a.phi, b.phi)
     assert all(np.array_equal(a.per_draw[k], b.per_draw[k]) for k in a.per_draw)
-    assert a.info == b.info
+    timed = ("seconds_per_update", "seconds_per_update_error")  # wall clock, not the seed
+    assert {k: v for k, v in a.info.items() if k not in timed} == {
+        k: v for k, v in b.info.items() if k not in timed
+    }
     assert not np.array_equal(a.phi, c.phi)
 
 

@@ -3,7 +3,16 @@ import copy
 import pytest
 import yaml
 
-from fieldflow.config import ConfigError, canonical, job_seed, load, points, validate
+from fieldflow.config import (
+    ConfigError,
+    canonical,
+    check_resources,
+    ensemble_sizes,
+    job_seed,
+    load,
+    points,
+    validate,
+)
 
 GOOD = {"points": [{"L": 8, "s": -4.0, "lam": 8.0}]}
 
@@ -193,3 +202,33 @@ def test_init_from(schema):
         check({"points": [{**pts[0], "init_from": "L12_s-4_lam5.276"}, pts[1]]}, schema)
     with pytest.raises(ConfigError, match="no point named 'E9'"):
         check({"points": [pts[0], {**pts[1], "init_from": "E9"}]}, schema)
+
+
+def test_a_lattice_too_large_for_the_memory_is_refused_with_the_estimate(schema, tmp_path):
+    config = check({"points": [{"L": 8, "s": -4.0, "lam": 6.0}, {"L": 128, "s": -4.0,
+                                "lam": 4.4}], "flows": [], "mcmc": ["hmc"]}, schema)  # fmt: skip
+    config["memory_limit_gb"] = 1.0
+    with pytest.raises(ConfigError, match=r"'points\[1\].L': hmc at L=128 would hold about "
+                       r"25.2 GB \(128,000 configurations of 128x128\), more than "
+                       r"memory_limit_gb \(1.0 GB\)"):  # fmt: skip
+        check_resources(config, tmp_path / "results")
+    config["memory_limit_gb"] = 30.0
+    check_resources(config, tmp_path / "results")
+
+
+def test_ensembles_that_do_not_fit_on_disk_are_refused(schema, tmp_path, monkeypatch):
+    import shutil
+
+    config = check({**GOOD, "flows": ["cnf"], "mcmc": ["hmc"]}, schema)
+    sizes = {name: kept for name, _, _, kept in ensemble_sizes(config)}
+    assert sizes == {"cnf": 4 * 8192, "hmc": 64 * 2000}  # the schema's defaults
+    need = 4.0 * 8**2 * (4 * 8192 + 64 * 2000)
+    usage = shutil.disk_usage(tmp_path)
+    monkeypatch.setattr(shutil, "disk_usage", lambda _: usage._replace(free=int(need) - 1))
+    with pytest.raises(ConfigError, match=r"the 2 ensembles still to write need about 0.0 GB"):
+        check_resources(config, tmp_path / "results")
+    # An ensemble already written needs no new space.
+    (tmp_path / "results" / "ensembles" / "hmc" / f"{points(config)[0].key}.zarr").mkdir(
+        parents=True
+    )
+    check_resources(config, tmp_path / "results")

@@ -3,7 +3,14 @@
 import pytest
 import torch
 
-from fieldflow.flows import FAMILIES, ModelFileError, build_flow, load_model, save_model
+from fieldflow.flows import (
+    FAMILIES,
+    ModelFileError,
+    build_flow,
+    load_model,
+    save_model,
+    tensor_digest,
+)
 
 L = 4
 CASES = [
@@ -142,6 +149,79 @@ def test_model_file_round_trip_and_errors(tmp_path):
     bad.write_bytes(b"not a torch archive")
     with pytest.raises(ModelFileError, match="bad.pt"):
         load_model(bad)
+
+
+def tamper_tensor(path):
+    """Flip one byte inside the largest tensor's data in a torch zip, keeping its size."""
+    import struct
+    import zipfile
+
+    with zipfile.ZipFile(path) as archive:
+        entries = [i for i in archive.infolist() if "/data/" in i.filename]
+    entry = max(entries, key=lambda i: i.file_size)
+    raw = bytearray(path.read_bytes())
+    header = entry.header_offset
+    name_length, extra_length = struct.unpack("<HH", raw[header + 26 : header + 30])
+    raw[header + 30 + name_length + extra_length + entry.file_size // 2] ^= 0x10
+    path.write_bytes(raw)
+
+
+def test_tampered_model_file_names_the_file(tmp_path):
+    hyper = {"n_layers": 2, "hidden_channels": [4]}
+    path = tmp_path / "model.pt"
+    save_model(path, make_flow("realnvp", hyper).float(), "realnvp", hyper)
+    size = path.stat().st_size
+    tamper_tensor(path)
+    assert path.stat().st_size == size
+    torch.load(path, weights_only=True)  # torch itself does not notice
+    with pytest.raises(ModelFileError, match=r"model\.pt: its tensors do not match their "
+                       "recorded hash") as info:  # fmt: skip
+        load_model(path)
+    assert "\n" not in str(info.value)
+
+
+def test_model_without_a_hash_loads_with_a_warning(tmp_path, caplog):
+    hyper = {"n_layers": 2, "hidden_channels": [4]}
+    path = tmp_path / "old.pt"
+    save_model(path, make_flow("realnvp", hyper).float(), "realnvp", hyper)
+    payload = torch.load(path, weights_only=True)
+    del payload["sha256"]  # as written by an older fieldflow
+    torch.save(payload, path)
+    with caplog.at_level("WARNING", logger="fieldflow.flows"):
+        flow, meta = load_model(path)
+    assert flow.L == L and "sha256" not in meta
+    assert "old.pt records no hash" in caplog.text
+
+
+def test_tensor_digest_sees_every_tensor_of_nested_state():
+    state = {
+        "model": {"w": torch.zeros(3)},
+        "optimizer": {"state": {0: {"step": torch.tensor(1.0)}}, "param_groups": [{"lr": 1e-3}]},
+        "generator": torch.zeros(4, dtype=torch.uint8),
+    }
+    digest = tensor_digest(state)
+    assert digest == tensor_digest({**state, "history": [{"loss": 1.0}]})  # only tensors count
+    state["optimizer"]["state"][0]["step"] += 1
+    assert tensor_digest(state) != digest
+    state["optimizer"]["state"][0]["step"] -= 1
+    state["generator"][0] = 1
+    assert tensor_digest(state) != digest
+    assert tensor_digest({"w": torch.zeros(2, 2)}) != tensor_digest({"w": torch.zeros(4)})
+    assert tensor_digest({"w": torch.zeros(2)}) != tensor_digest({"w": torch.zeros(2).double()})
+
+
+def test_save_model_removes_a_stale_partial_file(tmp_path):
+    import os
+
+    import psutil
+
+    hyper = {"n_layers": 2, "hidden_channels": [4]}
+    stale = tmp_path / "model.pt.partial"
+    stale.write_bytes(b"left by a killed job")
+    before = psutil.Process().create_time() - 60
+    os.utime(stale, (before, before))
+    save_model(tmp_path / "model.pt", make_flow("realnvp", hyper).float(), "realnvp", hyper)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.pt"]
 
 
 @pytest.mark.parametrize(("family", "hyper"), CASES)

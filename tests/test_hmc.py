@@ -168,6 +168,15 @@ def test_run_matches_hmc():
     assert 0.5 * direct.n_steps <= info["n_leapfrog"] <= 1.5 * direct.n_steps
 
 
+def test_run_times_every_kept_trajectory():
+    result = hmc(POINT, 3, 12, 5, seed=4, progress=False)
+    assert result.timing.n_batches == 12  # one batch of all chains per kept trajectory
+    info = run(POINT, SETTINGS, seed=4, progress=False).info
+    assert 0 < info["seconds_per_update"] < 1  # per trajectory of one 6x6 chain
+    assert math.isfinite(info["seconds_per_update_error"])
+    assert info["seconds_per_update_error"] >= 0
+
+
 def test_run_auto_reports_the_chosen_length():
     settings = {**SETTINGS, "trajectory_length": "auto", "trajectory_per_xi": 2.0}
     info = run(Point(8, 0.1, 0.0), settings, seed=1, progress=False).info

@@ -174,6 +174,8 @@ def test_killed_study_resumes_without_redoing_finished_jobs(root, tmp_path, runs
     # Snakemake sees nothing left to do.
     ensembles = sorted((tmp_path / "results" / "ensembles").glob("*/*.zarr"))
     assert len(ensembles) == 15
+    # Killed writers' leftovers went when their output was written again.
+    assert not list((tmp_path / "results").rglob("*.partial")), "stale .partial files"
     for path in ensembles:
         assert read_ensemble(path).sizes["draw"] > 0
     obs = pd.read_csv(tmp_path / "results" / "tables" / "observables.csv")

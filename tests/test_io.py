@@ -3,6 +3,7 @@ import json
 import numpy as np
 import pytest
 import xarray as xr
+import zarr
 
 from fieldflow import io
 
@@ -58,3 +59,120 @@ def test_bad_shapes_rejected():
         io.ensemble_dataset(np.zeros((5, 4, 4)), {}, {})
     with pytest.raises(ValueError, match="action"):
         io.ensemble_dataset(np.zeros((2, 5, 4, 4)), {"action": np.zeros(3)}, {})
+
+
+def flow_like_dataset(seed=0, draws=5):
+    """A dataset with an all-zero array, an all-False ``accepted`` and per-proposal arrays."""
+    rng = np.random.default_rng(seed)
+    phi = rng.normal(size=(2, draws, 4, 4)).astype(np.float32)
+    per_draw = {"zeros": np.zeros((2, draws)), "accepted": np.zeros((2, draws), dtype=bool)}
+    per_proposal = {"log_weight": rng.normal(size=(2, 3 * draws))}
+    attrs = {"L": 4, "s": -4.0, "lam": 8.0, "sampler": "realnvp", "seed": 3,
+             "versions": io.versions()}  # fmt: skip
+    return io.ensemble_dataset(phi, per_draw, attrs, per_proposal)
+
+
+def chunk_files(store, name):
+    return sorted(p for p in (store / name / "c").rglob("*") if p.is_file())
+
+
+def flip_bit(file, bit=0):
+    raw = bytearray(file.read_bytes())
+    raw[len(raw) // 2] ^= 1 << bit
+    file.write_bytes(raw)
+
+
+def test_every_chunk_is_written_with_a_crc32c(tmp_path):
+    path = tmp_path / "e.zarr"
+    ds = flow_like_dataset()
+    io.write_ensemble(path, ds)
+    for name in ds.data_vars:
+        codecs = json.loads((path / name / "zarr.json").read_text())["codecs"]
+        assert codecs[-1]["name"] == "crc32c", name
+        # Fill-value chunks (all zero, all False) are on disk too.
+        assert len(chunk_files(path, name)) == zarr.open_array(path / name).nchunks, name
+    back = io.read_ensemble(path)
+    assert back.attrs["all_chunks"] is True
+    for name in ds.data_vars:
+        np.testing.assert_array_equal(io.load_array(back, name), ds[name].values)
+
+
+@pytest.mark.parametrize("name", ["phi", "proposal_log_weight", "accepted"])
+@pytest.mark.parametrize("bit", [0, 7])
+def test_flipped_bit_in_a_chunk_names_store_and_array(tmp_path, name, bit):
+    path = tmp_path / "e.zarr"
+    io.write_ensemble(path, flow_like_dataset())
+    flip_bit(chunk_files(path, name)[1], bit)
+    dataset = io.read_ensemble(path)  # metadata is intact; the chunk fails when read
+    with pytest.raises(io.EnsembleError, match=rf"e\.zarr: cannot read array '{name}'") as info:
+        io.load_array(dataset, name)
+    assert "\n" not in str(info.value)
+    if name == "phi":
+        with pytest.raises(io.EnsembleError, match=r"e\.zarr: cannot read array 'phi'"):
+            io.load_phi(path)
+
+
+@pytest.mark.parametrize("name", ["phi", "zeros", "accepted", "proposal_log_weight"])
+def test_deleted_chunk_names_store_array_and_count(tmp_path, name):
+    path = tmp_path / "e.zarr"
+    io.write_ensemble(path, flow_like_dataset())
+    chunk_files(path, name)[0].unlink()
+    with pytest.raises(
+        io.EnsembleError, match=rf"e\.zarr: array '{name}' lacks 1 of its \d+ chunks"
+    ):
+        io.read_ensemble(path)
+
+
+@pytest.mark.filterwarnings("ignore:Failed to open Zarr store with consolidated metadata")
+def test_old_store_without_all_chunks_reads_and_checks_phi_only(tmp_path):
+    # As written before fieldflow wrote every chunk: fill-value chunks skipped, no CRC.
+    path = tmp_path / "old.zarr"
+    ds = flow_like_dataset()
+    ds.attrs["complete"] = True
+    ds.to_zarr(path, zarr_format=3, consolidated=False)
+    assert chunk_files(path, "accepted") == []
+    back = io.read_ensemble(path)
+    assert not io.load_array(back, "accepted").any()
+    np.testing.assert_array_equal(io.load_phi(path), ds["phi"].values)
+    chunk_files(path, "phi")[0].unlink()
+    with pytest.raises(io.EnsembleError, match=r"old\.zarr: array 'phi' lacks 1 of its"):
+        io.read_ensemble(path)
+
+
+def test_load_array_names_a_missing_array(tmp_path):
+    path = tmp_path / "e.zarr"
+    io.write_ensemble(path, dataset())
+    with pytest.raises(io.EnsembleError, match=r"e\.zarr has no array 'log_q'"):
+        io.load_array(path, "log_q")
+
+
+def test_stale_partial_stores_are_removed_and_fresh_ones_kept(tmp_path):
+    import os
+
+    import psutil
+
+    path = tmp_path / "e.zarr"
+    stale = tmp_path / ".e.zarr.deadbeef.partial"
+    (stale / "phi").mkdir(parents=True)
+    (stale / "zarr.json").write_text("{}")
+    before = psutil.Process().create_time() - 60
+    os.utime(stale, (before, before))
+    fresh = tmp_path / ".e.zarr.0123abcd.partial"  # a live writer's, as far as we know
+    fresh.mkdir()
+    other = tmp_path / ".f.zarr.deadbeef.partial"  # another output's: not ours to judge
+    other.mkdir()
+    os.utime(other, (before, before))
+    io.write_ensemble(path, dataset())
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([path.name, fresh.name, other.name])
+
+
+def test_discard_removes_a_file_and_its_empty_parents(tmp_path):
+    checkpoints = tmp_path / "results" / "checkpoints"
+    for flow in ("realnvp", "nsf"):
+        (checkpoints / flow).mkdir(parents=True)
+        (checkpoints / flow / "L4.pt").write_bytes(b"x")
+    io.discard(checkpoints / "realnvp" / "L4.pt", empty_parents=2)
+    assert not (checkpoints / "realnvp").exists() and (checkpoints / "nsf").exists()
+    io.discard(checkpoints / "nsf" / "L4.pt", empty_parents=2)
+    assert not checkpoints.exists() and (tmp_path / "results").exists()
+    io.discard(checkpoints / "nsf" / "L4.pt", empty_parents=2)  # already gone: no error

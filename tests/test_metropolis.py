@@ -38,6 +38,20 @@ def test_rejects_keep_previous_state():
     assert chain.accepted.tolist() == [[True, False, False, True]]
 
 
+@pytest.mark.parametrize(
+    ("n", "batch_size", "batches"), [(64, 4096, 8), (100, 10, 10), (5, 4096, 5)]
+)
+def test_proposals_are_timed_in_at_least_eight_batches(n, batch_size, batches):
+    torch.manual_seed(0)
+    flow = build_flow("realnvp", 4, {"n_layers": 2, "hidden_channels": [4]})
+    proposals = flow_proposals(flow, Point(4, -4.0, 8.0), n, batch_size,
+                               torch.Generator().manual_seed(1))  # fmt: skip
+    assert proposals.phi.shape == (n, 4, 4) and proposals.log_q.shape == (n,)
+    assert proposals.timing.n_batches == batches
+    assert 0 < proposals.timing.seconds < 1  # per proposal
+    assert math.isfinite(proposals.timing.error) and proposals.timing.error >= 0
+
+
 def test_flow_plus_metropolis_reproduces_exact_gaussian_theory():
     L, s = 4, 1.0
     point = Point(L, s, 0.0)

@@ -8,7 +8,13 @@ from fieldflow import analysis, samplers
 from fieldflow.flows import FAMILIES
 from fieldflow.io import read_ensemble
 from fieldflow.lattice import Point, gaussian_observables
-from fieldflow.stages import OBSERVABLE_COLUMNS, ensemble_primaries, mcmc_stage, tables_stage
+from fieldflow.stages import (
+    OBSERVABLE_COLUMNS,
+    SAMPLER_COLUMNS,
+    ensemble_primaries,
+    mcmc_stage,
+    tables_stage,
+)
 
 E1 = Point(6, -4.0, 6.975)
 
@@ -40,8 +46,12 @@ def test_mcmc_stage_writes_an_ensemble_the_tables_read(tmp_path, name):
     rows.to_csv(tmp_path / "obs.csv", index=False)
     tables_stage([tmp_path / "obs.csv"], [path], tmp_path / "o.csv", tmp_path / "s.csv",
                  tmp_path / "p.csv")  # fmt: skip
+    assert 0 < ds.attrs["seconds_per_update"] < ds.attrs["sample_seconds"]
     table = pd.read_csv(tmp_path / "s.csv")
     assert table.loc[0, "kind"] == "mcmc" and table.loc[0, "n_samples"] == 60
+    assert list(table.columns) == SAMPLER_COLUMNS
+    assert table.loc[0, "seconds_per_update"] > 0
+    assert np.isfinite(table.loc[0, "seconds_per_update_error"])
     assert pd.read_csv(tmp_path / "p.csv").empty  # parameter counts are for flows only
 
 

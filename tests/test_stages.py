@@ -1,8 +1,12 @@
+import math
+
 import pandas as pd
 import pytest
 import torch
 
-from fieldflow.flows import load_model
+from fieldflow.config import ConfigError
+from fieldflow.errors import ResultFileError
+from fieldflow.flows import ModelFileError, load_model
 from fieldflow.stages import resolve_device, train_stage
 
 TRAINING = {"steps": 20, "ess_every": 10, "ess_samples": 64, "batch_size": 16}
@@ -23,7 +27,7 @@ def test_train_stage_with_transfer(tmp_path):
     for x, y in zip(a.parameters(), b.parameters(), strict=True):
         assert torch.allclose(x, y, atol=2e-3)
     assert list(pd.read_csv(tmp_path / "b.csv").columns) == ["step", "seconds", "loss", "ess"]
-    with pytest.raises(ValueError, match="not cnf"):
+    with pytest.raises(ModelFileError, match="not cnf"):
         train_stage(large, "cnf", {}, TRAINING, "cpu", 0, tmp_path / "c.pt", tmp_path / "c.csv",
                     init_model=tmp_path / "a.pt", progress=False)  # fmt: skip
 
@@ -32,7 +36,7 @@ def test_resolve_device():
     assert resolve_device("cpu").type == "cpu"
     assert resolve_device("auto").type in ("cpu", "cuda")
     if not torch.cuda.is_available():
-        with pytest.raises(RuntimeError, match="no CUDA"):
+        with pytest.raises(ConfigError, match="no CUDA"):
             resolve_device("cuda")
 
 
@@ -56,6 +60,8 @@ def test_sampled_log_q_matches_float64_density_of_stored_phi(tmp_path, family, p
                       tmp_path / "e.zarr", family)  # fmt: skip
     ds = read_ensemble(tmp_path / "e.zarr")
     assert ds.attrs["precision"] == precision
+    assert 0 < ds.attrs["seconds_per_update"] < ds.attrs["sample_seconds"]
+    assert math.isfinite(ds.attrs["seconds_per_update_error"])
     phi = torch.from_numpy(load_phi(tmp_path / "e.zarr").reshape(-1, 4, 4)).double()
     with torch.no_grad():
         exact = flow.double().log_prob(phi).numpy()
@@ -72,5 +78,62 @@ def test_tables_stage_names_observables_written_before_the_quality_gate(tmp_path
     old = tmp_path / "old.csv"
     old.write_text("L,s,lam,sampler,observable,value,error,tau_int,tau_int_error,n_samples\n"
                    "4,-4.0,8.0,hmc,phi2,1.0,0.1,0.5,0.1,60\n")  # fmt: skip
-    with pytest.raises(ValueError, match=r"old.csv lacks the columns \['reliable', 'reason'\]"):
+    lacks = r"old.csv lacks the columns \['reliable', 'reason'\]"
+    with pytest.raises(ResultFileError, match=lacks):
         tables_stage([old], [], tmp_path / "o.csv", tmp_path / "s.csv")
+
+
+def test_train_stage_removes_its_checkpoint_and_empty_checkpoint_directories(tmp_path):
+    results = tmp_path / "results"
+    checkpoint = results / "checkpoints" / "realnvp" / "L4.pt"
+    training = {**TRAINING, "steps": 2, "ess_every": 2, "checkpoint_every": 1}
+    train_stage({"L": 4, "s": -4.0, "lam": 8.0}, "realnvp", {"n_layers": 2, "hidden_channels": [4]},
+                training, "cpu", 0, results / "models" / "m.pt", results / "h.csv",
+                checkpoint=checkpoint, progress=False)  # fmt: skip
+    assert sorted(p.name for p in results.iterdir()) == ["h.csv", "models"]
+
+
+def flow_ensemble(path):
+    """A small flow-like ensemble with per-proposal arrays, written by io.write_ensemble."""
+    import numpy as np
+
+    from fieldflow import io
+    from fieldflow.stages import ensemble_primaries
+
+    rng = np.random.default_rng(0)
+    phi = rng.normal(size=(2, 32, 4, 4)).astype(np.float32)
+    attrs = {"L": 4, "s": -4.0, "lam": 8.0, "sampler": "realnvp", "seed": 0, "versions": "{}",
+             "kind": "flow", "ess": 0.9, "n_proposals": 64}  # fmt: skip
+    per_proposal = {"log_weight": 0.1 * rng.normal(size=(2, 32)), **ensemble_primaries(phi)}
+    per_draw = {"accepted": rng.random((2, 32)) < 0.5}
+    io.write_ensemble(path, io.ensemble_dataset(phi, per_draw, attrs, per_proposal))
+
+
+@pytest.mark.parametrize(
+    ("name", "damage", "message"),
+    [
+        ("phi", "flip", "cannot read array 'phi'"),
+        ("accepted", "flip", "cannot read array 'accepted'"),
+        ("proposal_log_weight", "flip", "cannot read array 'proposal_log_weight'"),
+        ("phi", "delete", "array 'phi' lacks 1 of its 2 chunks"),
+        ("proposal_m2", "delete", "array 'proposal_m2' lacks 1 of its 2 chunks"),
+    ],
+)
+@pytest.mark.filterwarnings("ignore:invalid value encountered in sqrt")  # noise, not φ⁴ fields
+def test_observables_stage_reports_a_damaged_chunk(tmp_path, name, damage, message):
+    from fieldflow.io import EnsembleError
+    from fieldflow.stages import observables_stage
+
+    store = tmp_path / "e.zarr"
+    flow_ensemble(store)
+    tables = {"table_path": tmp_path / "o.csv", "reweighted_path": tmp_path / "r.csv"}
+    observables_stage(store, **tables)  # intact: runs
+    chunk = sorted(p for p in (store / name / "c").rglob("*") if p.is_file())[-1]
+    if damage == "flip":
+        raw = bytearray(chunk.read_bytes())
+        raw[len(raw) // 2] ^= 0x04
+        chunk.write_bytes(raw)
+    else:
+        chunk.unlink()
+    with pytest.raises(EnsembleError, match=rf"e\.zarr: {message}"):
+        observables_stage(store, **tables)

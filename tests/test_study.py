@@ -3,6 +3,7 @@ crossovers; flows and Markov chains told apart by kind, never by name."""
 
 import math
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -70,10 +71,14 @@ def scaling_inputs(baseline="hmc"):
                      0.05 * tau_hmc),
                  row(L, -4.0, 5.0, "cnf", "susceptibility", 1.0, 0.1, 0.6, 0.01),
                  row(L, -4.0, 5.0, "cnf", "abs_magnetization", 1.0, 0.1, 0.6, 0.01)]  # fmt: skip
-        # HMC: 1 ms per trajectory; cnf: 3 ms per proposal and 100 s of training.
-        samplers += [[L, -4.0, 5.0, baseline, 0.8, math.nan, math.nan, 10.0, 10000, "mcmc"],
-                     [L, -4.0, 5.0, "cnf", 0.9, 0.9, 100.0, 30.0, 10000, "flow"]]  # fmt: skip
-    columns = "L,s,lam,sampler,acceptance,ess,train_seconds,sample_seconds,n_samples,kind"
+        # Timed: HMC 1 ms per trajectory, cnf 3 ms per proposal (both ± 1%), and 100 s of
+        # training; the jobs' wall times (25 s, 50 s for 10⁴ samples) are not used.
+        samplers += [[L, -4.0, 5.0, baseline, 0.8, math.nan, math.nan, 25.0, 10000, "mcmc",
+                      1e-3, 1e-5],
+                     [L, -4.0, 5.0, "cnf", 0.9, 0.9, 100.0, 50.0, 10000, "flow",
+                      3e-3, 3e-5]]  # fmt: skip
+    columns = ("L,s,lam,sampler,acceptance,ess,train_seconds,sample_seconds,n_samples,kind,"
+               "seconds_per_update,seconds_per_update_error")  # fmt: skip
     return pd.DataFrame(rows, columns=COLUMNS), pd.DataFrame(samplers, columns=columns.split(","))
 
 
@@ -87,21 +92,119 @@ def test_scaling_costs_and_crossover(baseline):
             == table.loc[(baseline, 6), "seconds_per_independent"])  # fmt: skip
     assert table.loc[("cnf", 8), "xi2"] == 2.0  # xi_2 comes from the Markov chain
     crossover = study.crossovers(table.reset_index()).set_index(["sampler", "baseline", "cost"])
-    # cnf: 3.6 ms everywhere; the baseline: 2, 3.6, 8 ms: cheaper (strictly) from L = 12 on.
-    assert crossover.loc[("cnf", baseline, "seconds_per_independent"), "first_L"] == 12
-    assert math.isnan(crossover.loc[("cnf", baseline, "cost_1e4"), "first_L"])
+    # cnf: 3.6 ms everywhere; the baseline: 2, 3.56 ± 0.18, 8 ms: dearer, undecided, cheaper.
+    sampling = crossover.loc[("cnf", baseline, "seconds_per_independent")]
+    assert sampling["first_L"] == 12 and sampling["verdict"] == "crossover"
+    assert sampling["ratio"] == pytest.approx(3.6 / 8.0)
+    # Relative errors: cnf's τ_int and timing, the baseline's τ_int and timing.
+    relative = math.hypot(0.01 / 0.6, 0.01, 0.05, 0.01)
+    assert sampling["ratio_error"] == pytest.approx(3.6 / 8.0 * relative)
+    amortised = crossover.loc[("cnf", baseline, "cost_1e4")]
+    assert math.isnan(amortised["first_L"]) and amortised["verdict"] == "none"
     assert set(crossover.index.get_level_values("sampler")) == {"cnf"}
+    assert list(crossover.reset_index().columns) == study.CROSSOVER_COLUMNS
 
 
 def test_crossover_against_each_of_several_baselines():
     observables, samplers = scaling_inputs("hmc")
     slow_obs, slow = scaling_inputs("cluster")
-    slow = slow[slow["kind"] == "mcmc"].assign(sample_seconds=1000.0)  # 100x dearer
+    slow = slow[slow["kind"] == "mcmc"].assign(seconds_per_update=0.1)  # 100x dearer
     observables = pd.concat([observables, slow_obs[slow_obs["sampler"] == "cluster"]])
     table = study.scaling(observables, pd.concat([samplers, slow], ignore_index=True))
     crossover = study.crossovers(table).set_index(["baseline", "cost"])
     assert crossover.loc[("hmc", "seconds_per_independent"), "first_L"] == 12
     assert crossover.loc[("cluster", "seconds_per_independent"), "first_L"] == 6
+
+
+def test_scaling_uses_the_timed_seconds_per_update_and_propagates_its_error():
+    table = study.scaling(*scaling_inputs()).set_index(["sampler", "L"])
+    hmc = table.loc[("hmc", 12)]
+    # 1 ms per trajectory as timed, not the job's 25 s / 10⁴ samples.
+    assert hmc["seconds_per_sample"] == pytest.approx(1e-3)
+    assert hmc["seconds_per_sample_error"] == pytest.approx(1e-5)
+    # δc/c: τ_int's 5% and the timing's 1% in quadrature.
+    assert hmc["seconds_per_independent_error"] == pytest.approx(8e-3 * math.hypot(0.05, 0.01))
+    cnf = table.loc[("cnf", 6)]
+    assert cnf["seconds_per_independent_error"] == pytest.approx(
+        3.6e-3 * math.hypot(0.01 / 0.6, 0.01)
+    )
+    assert set(table.reset_index().columns) == set(study.SCALING_COLUMNS)
+
+
+def test_scaling_falls_back_to_the_job_time_whose_comparisons_stay_undecided():
+    observables, samplers = scaling_inputs()
+    old = samplers.drop(columns=["seconds_per_update", "seconds_per_update_error"])
+    table = study.scaling(observables, old).set_index(["sampler", "L"])
+    assert table.loc[("hmc", 12), "seconds_per_sample"] == pytest.approx(25.0 / 10000)
+    assert table["seconds_per_sample_error"].isna().all()
+    assert table["seconds_per_independent_error"].isna().all()
+    crossover = study.crossovers(table.reset_index())
+    assert (crossover["verdict"] == "undecided").all() and crossover["first_L"].isna().all()
+    # An old ensemble among timed ones (tables_stage writes NaN): only its row falls back.
+    mixed = samplers.copy()
+    mixed.loc[(mixed["sampler"] == "cnf") & (mixed["L"] == 6), "seconds_per_update"] = math.nan
+    table = study.scaling(observables, mixed).set_index(["sampler", "L"])
+    assert table.loc[("cnf", 6), "seconds_per_sample"] == pytest.approx(50.0 / 10000)
+    assert math.isnan(table.loc[("cnf", 6), "seconds_per_independent_error"])
+    assert table.loc[("cnf", 8), "seconds_per_sample"] == pytest.approx(3e-3)
+
+
+def cost_table(mine, theirs, mine_error=0.1, theirs_error=0.1, sizes=(6, 8, 12), lams=None):
+    """A scaling table of one flow (cnf) and one baseline (hmc) with the given costs."""
+    n = len(sizes)
+    lams = [5.0] * n if lams is None else lams
+    rows = []
+    for sampler, kind, costs, errors in (("cnf", "flow", mine, mine_error),
+                                         ("hmc", "mcmc", theirs, theirs_error)):  # fmt: skip
+        for L, lam, cost, error in zip(sizes, lams, costs, np.broadcast_to(errors, n),
+                                       strict=True):  # fmt: skip
+            rows.append({"L": L, "s": -4.0, "lam": lam, "sampler": sampler, "kind": kind,
+                         "seconds_per_independent": cost, "seconds_per_independent_error": error,
+                         "cost_1e4": cost, "cost_1e6": cost, "reliable": True})  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+@pytest.mark.parametrize(
+    ("theirs", "theirs_error", "verdict", "first_L"),
+    [
+        ([2.0, 3.0, 4.0], 0.1, "crossover", 6),  # cheaper beyond 2σ everywhere
+        ([0.5, 1.1, 2.0], 0.1, "crossover", 12),  # dearer, undecided, then cheaper
+        ([2.0, 3.0, 1.2], 0.1, "undecided", math.nan),  # 0.2 < 2σ = 0.28 at the largest L
+        ([2.0, 3.0, 0.5], 0.1, "none", math.nan),  # dearer at the largest L
+        ([2.0, 3.0, 4.0], math.nan, "undecided", math.nan),  # no timing error: no statement
+        ([2.0, 3.0, 4.0], [math.nan, 0.1, 0.1], "crossover", 8),  # ... only below it
+    ],
+)
+def test_crossover_verdict_from_costs_beyond_their_error(theirs, theirs_error, verdict, first_L):
+    table = cost_table([1.0, 1.0, 1.0], theirs, theirs_error=theirs_error)
+    crossover = study.crossovers(table)
+    assert len(crossover) == 3 and set(crossover["verdict"]) == {verdict}
+    for found in crossover["first_L"]:
+        assert found == first_L or (math.isnan(found) and math.isnan(first_L))
+    assert (crossover["largest_L"] == 12).all()
+    assert crossover["ratio"].to_numpy() == pytest.approx(1.0 / theirs[-1])
+
+
+def test_crossover_verdict_looks_at_every_point_of_a_lattice_size():
+    # Two points at L = 8: the flow is decidedly cheaper at only one, so not from L = 8.
+    table = cost_table([1.0] * 4, [2.0, 2.0, 1.1, 2.0], sizes=(6, 8, 8, 12),
+                       lams=[5.0, 5.0, 6.0, 5.0])  # fmt: skip
+    row = study.crossovers(table).iloc[0]
+    assert row["verdict"] == "crossover" and row["first_L"] == 12
+    # Two points at the largest L, the flow dearer at one: no crossover.
+    table = cost_table([1.0] * 3, [2.0, 2.0, 0.5], sizes=(8, 12, 12), lams=[5.0, 5.0, 6.0])
+    row = study.crossovers(table).iloc[0]
+    assert row["verdict"] == "none" and math.isnan(row["first_L"])
+
+
+def test_crossover_needs_more_than_k_sigma():
+    # Difference 10 = 2σ exactly (σ = hypot(3, 4) = 5): not beyond 2σ, but beyond 1σ.
+    table = cost_table([10.0], [20.0], mine_error=3.0, theirs_error=4.0, sizes=(8,))
+    assert study.CROSSOVER_SIGMA == 2.0
+    assert set(study.crossovers(table)["verdict"]) == {"undecided"}
+    assert set(study.crossovers(table, k=1.0)["verdict"]) == {"crossover"}
+    row = study.crossovers(table).iloc[0]
+    assert row["ratio"] == 0.5 and row["ratio_error"] == pytest.approx(0.5 * math.hypot(0.3, 0.2))
 
 
 def test_dynamic_exponent_of_a_known_power_law():

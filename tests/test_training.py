@@ -62,6 +62,42 @@ def test_corrupt_checkpoint_names_file(tmp_path):
         train(fresh(), POINT, TrainConfig(steps=2), seed=0, checkpoint=ckpt, progress=False)
 
 
+SHORT = TrainConfig(steps=2, ess_every=2, ess_samples=64, checkpoint_every=2)
+
+
+@pytest.mark.parametrize("part", ["model", "optimizer", "generator"])
+def test_tampered_checkpoint_names_file(tmp_path, part):
+    ckpt = tmp_path / "ckpt.pt"
+    train(fresh(), POINT, SHORT, seed=0, checkpoint=ckpt, fingerprint="a", progress=False)
+    state = torch.load(ckpt, weights_only=True)
+    tensor = {
+        "model": lambda: next(iter(state["model"].values())),
+        "optimizer": lambda: state["optimizer"]["state"][0]["exp_avg"],
+        "generator": lambda: state["generator"],
+    }[part]()
+    tensor.view(-1)[0] += 1  # the recorded hash is kept: as if altered on disk
+    torch.save(state, ckpt)
+    longer = TrainConfig(steps=4, ess_every=2, ess_samples=64, checkpoint_every=2)
+    with pytest.raises(ModelFileError, match=r"checkpoint .*ckpt\.pt is corrupt \(its tensors "
+                       r"do not match their recorded hash\); delete it") as info:  # fmt: skip
+        train(fresh(), POINT, longer, seed=0, checkpoint=ckpt, fingerprint="a", progress=False)
+    assert "\n" not in str(info.value)
+
+
+def test_checkpoint_without_a_hash_resumes_with_a_warning(tmp_path, caplog):
+    ckpt = tmp_path / "ckpt.pt"
+    train(fresh(), POINT, SHORT, seed=0, checkpoint=ckpt, fingerprint="a", progress=False)
+    state = torch.load(ckpt, weights_only=True)
+    del state["sha256"]  # as written by an older fieldflow
+    torch.save(state, ckpt)
+    longer = TrainConfig(steps=4, ess_every=2, ess_samples=64, checkpoint_every=2)
+    with caplog.at_level("WARNING", logger="fieldflow.training"):
+        result = train(fresh(), POINT, longer, seed=0, checkpoint=ckpt, fingerprint="a",
+                       progress=False)  # fmt: skip
+    assert result.steps == 4 and [r["step"] for r in result.history] == [2, 4]
+    assert "ckpt.pt records no hash" in caplog.text
+
+
 def test_non_finite_loss_is_recovered_then_reported():
     flow = fresh()
     # An enormous learning rate on a tiny lattice makes the loss overflow.

@@ -37,10 +37,15 @@ def test_bad_config_stops_before_any_job(root, tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("points:\n  - {L: 7, s: -4.0, lam: 1.0}\n  - {L: 8, s: -4.0, lam: -2}\n")
     run = snakemake(root, tmp_path, "--cores", "1", "--configfile", str(bad))
-    assert run.returncode != 0
+    assert run.returncode == 1
     out = run.stdout + run.stderr
-    assert "points[0].L" in out and "odd" in out
-    assert "points[1].lam" in out
+    # One line per problem, naming the file and the key, and no traceback.
+    problems = [line for line in out.splitlines() if line.startswith("fieldflow:")]
+    assert len(problems) == 2, out
+    assert all(line.startswith(f"fieldflow: {bad}: config key 'points[") for line in problems)
+    assert any("'points[0].L'" in line and "odd" in line for line in problems)
+    assert any("'points[1].lam'" in line for line in problems)
+    assert "Traceback" not in out and 'File "' not in out
     assert not (tmp_path / "results").exists()
 
 
@@ -86,6 +91,9 @@ def test_smoke_study_end_to_end(root, tmp_path):
     assert flows.ess.between(0, 1).all() and (flows.train_seconds > 0).all()
     assert mcmc.ess.isna().all() and mcmc.train_seconds.isna().all()
     assert (mcmc.step_size > 0).all() and (mcmc.sample_seconds > 0).all()
+    # Every sampler's seconds per update, timed batch by batch inside its job.
+    assert (samplers.seconds_per_update > 0).all()
+    assert samplers.seconds_per_update_error.notna().all()
     assert samplers.acceptance.between(0, 1).all()
 
     ds = xr.open_zarr(tmp_path / "results" / "ensembles" / "realnvp" / "L4_s-4_lam8.zarr")
@@ -139,6 +147,8 @@ def test_smoke_study_end_to_end(root, tmp_path):
     assert set(crossover.baseline) == {"hmc", "cluster"} and set(crossover.sampler) == set(
         flows.sampler
     )
+    assert set(crossover.verdict) <= {"crossover", "none", "undecided"}
+    assert crossover[crossover.verdict != "crossover"].first_L.isna().all()
     correlators = pd.read_csv(tables / "correlators.csv")
     assert set(correlators.t) == {0, 1, 2, 3}  # t = 0 ... L/2 for L = 4 and 6
     reweighting = pd.read_csv(tables / "reweighting.csv")

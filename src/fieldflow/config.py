@@ -16,6 +16,7 @@ from typing import Any
 import jsonschema
 import yaml
 
+from fieldflow.errors import FieldflowError
 from fieldflow.lattice import Point
 
 #: Flow families whose coupling layers use checkerboard masks (need an even L).
@@ -29,8 +30,15 @@ REMOVED_KEYS = {
 }
 
 
-class ConfigError(ValueError):
+class ConfigError(FieldflowError, ValueError):
     """A study configuration that cannot be run."""
+
+    def problems(self) -> list[str]:
+        """One line per problem, without the ``invalid config:`` header of a list."""
+        header, *listed = str(self).splitlines()
+        if header == "invalid config:" and listed:
+            return [line.strip() for line in listed]
+        return super().problems()
 
 
 def _path(parts) -> str:
@@ -260,6 +268,87 @@ def _init_problems(i: int, entry: dict, point: Point, entries: list[dict]) -> li
                 ]
             return []
     return [f"config key 'points[{i}].init_from': no point named {entry['init_from']!r}"]
+
+
+#: Bytes of memory a sampling job holds per configuration it draws, in units of the
+#: float32 field (4 L² bytes): the configurations as drawn, the kept copy written to the
+#: store, and zarr's write buffers.
+MEMORY_PER_CONFIGURATION = 3
+#: The keys of Markov-chain settings that count kept draws per chain.
+_DRAW_KEYS = ("n_trajectories", "n_updates")
+
+
+def ensemble_sizes(config: dict[str, Any]) -> list[tuple[str, Point, int, int]]:
+    """(sampler, point, configurations drawn, configurations kept) of every ensemble.
+
+    Flows draw ``n_chains · (n_samples + burn_in)`` proposals and keep ``n_chains ·
+    n_samples``; a Markov chain keeps ``n_chains`` times its draws per chain (its burn-in
+    is not stored). ``config`` must be validated, so that defaults are filled in.
+    """
+    sampling = config["sampling"]
+    flow_draws = sampling["n_chains"] * (sampling["n_samples"] + sampling["burn_in"])
+    sizes = []
+    for point in points(config):
+        for flow in config["flows"]:
+            sizes.append((flow, point, flow_draws, sampling["n_chains"] * sampling["n_samples"]))
+        for name in config["mcmc"]:
+            section = config.get(name, {})
+            draws = next((section[key] for key in _DRAW_KEYS if key in section), 0)
+            sizes.append((name, point, section.get("n_chains", 0) * draws,
+                          section.get("n_chains", 0) * draws))  # fmt: skip
+    return sizes
+
+
+def physical_memory() -> float:
+    """This machine's physical memory in bytes."""
+    import os
+
+    return float(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+
+
+def check_resources(config: dict[str, Any], results: str | Path = "results") -> None:
+    """Refuse a study whose ensembles do not fit this machine, with the estimate.
+
+    Memory: the largest sampling job holds about :data:`MEMORY_PER_CONFIGURATION` float32
+    fields per configuration it draws; the limit is ``memory_limit_gb`` or this machine's
+    physical memory. Disk: the ensembles not yet under ``results`` store 4 L² bytes per kept
+    configuration (random floats barely compress), against the free space there.
+
+    Raises:
+        ConfigError: naming the point and sampler of the largest job, or the disk need.
+    """
+    import shutil
+
+    sizes = ensemble_sizes(config)
+    if not sizes:
+        return
+    index = {point.key: i for i, point in enumerate(points(config))}
+    limit = config.get("memory_limit_gb")
+    limit_bytes = limit * 1e9 if limit is not None else physical_memory()
+    sampler, point, drawn, _ = max(sizes, key=lambda size: size[2] * size[1].L ** 2)
+    need = MEMORY_PER_CONFIGURATION * 4.0 * point.L**2 * drawn
+    if need > limit_bytes:
+        where = "memory_limit_gb" if limit is not None else "this machine's memory"
+        raise ConfigError(
+            f"config key 'points[{index[point.key]}].L': {sampler} at L={point.L} would hold "
+            f"about {need / 1e9:.1f} GB ({drawn:,} configurations of {point.L}x{point.L}), "
+            f"more than {where} ({limit_bytes / 1e9:.1f} GB); lower its sample counts"
+            + ("" if limit is not None else ", or set memory_limit_gb for larger nodes")
+        )
+    results = Path(results)
+    missing = [
+        (name, p, kept) for name, p, _, kept in sizes
+        if not (results / "ensembles" / name / f"{p.key}.zarr").exists()
+    ]  # fmt: skip
+    disk = sum(4.0 * p.L**2 * kept for _, p, kept in missing)
+    existing = next(parent for parent in (results, *results.absolute().parents) if parent.exists())
+    free = shutil.disk_usage(existing).free
+    if disk > free:
+        raise ConfigError(
+            f"config key 'points': the {len(missing)} ensembles still to write need about "
+            f"{disk / 1e9:.1f} GB on disk, but {existing.absolute()} has {free / 1e9:.1f} GB "
+            "free; lower the sample counts or free space"
+        )
 
 
 def point_from_entry(entry: dict[str, Any]) -> Point:

@@ -302,9 +302,11 @@ def cost_per_sample(scaling: pd.DataFrame, crossover: pd.DataFrame) -> Figure:
     """Wall-clock seconds per effectively independent χ₂ sample against L, per sampler.
 
     Solid: sampling only (seconds per configuration × 2 τ_int(χ₂)); dashed and dotted:
-    with the flow's training time amortised over 10⁴ and 10⁶ independent samples. A star
-    marks the L from which a flow (sampling only) is cheaper than every Markov-chain
-    baseline of the study.
+    with the flow's training time amortised over 10⁴ and 10⁶ independent samples. Error
+    bars: ``seconds_per_independent_error`` (τ_int and timing), on every line (training
+    time adds no error). A star marks the L from which a flow (sampling only) is
+    decidedly cheaper than every Markov-chain baseline of the study (verdict
+    ``crossover`` against each, :func:`fieldflow.study.crossovers`).
     """
     fig = Figure(figsize=(7, 5), layout="constrained")
     ax = fig.subplots()
@@ -328,10 +330,11 @@ def cost_per_sample(scaling: pd.DataFrame, crossover: pd.DataFrame) -> Figure:
                 continue
             # Lines join a line of points, one per L; a study with several points at one L
             # gets markers only.
-            ax.plot(rows["L"], rows[column], label=f"{sampler}: {what}",
-                    linestyle=linestyle if rows["L"].is_unique else "none",
-                    fillstyle="full" if column == "seconds_per_independent" else "none",
-                    **_style(sampler))  # fmt: skip
+            ax.errorbar(rows["L"], rows[column], yerr=rows["seconds_per_independent_error"],
+                        label=f"{sampler}: {what}", capsize=2,
+                        linestyle=linestyle if rows["L"].is_unique else "none",
+                        fillstyle="full" if column == "seconds_per_independent" else "none",
+                        **_style(sampler))  # fmt: skip
         mine = (crossover["sampler"] == sampler) & (crossover["cost"] == "seconds_per_independent")
         first = crossover.loc[mine, "first_L"]
         if not first.empty and np.isfinite(first).all():

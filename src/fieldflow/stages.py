@@ -17,8 +17,9 @@ import numpy as np
 import pandas as pd
 import torch
 
-from fieldflow import analysis, io, lattice, quality, samplers, study
-from fieldflow.flows import build_flow, load_model, save_model, transfer
+from fieldflow import analysis, errors, io, lattice, quality, samplers, study
+from fieldflow.config import ConfigError
+from fieldflow.flows import ModelFileError, build_flow, load_model, save_model, transfer
 from fieldflow.lattice import Point
 from fieldflow.mcmc import flow_proposals, independence_metropolis
 from fieldflow.training import TRANSFER_COLUMNS, config_from_dict, train, transfer_saving
@@ -33,7 +34,7 @@ SAMPLER_COLUMNS = [
     "L", "s", "lam", "sampler", "acceptance", "ess", "train_seconds", "sample_seconds",
     "n_samples", "kind", "n_chains", "n_proposals", "step_size", "n_leapfrog",
     "trajectory_length", "local_sweeps", "variant", "train_steps", "parameters",
-    "discretisation_error",
+    "discretisation_error", "seconds_per_update", "seconds_per_update_error",
 ]  # fmt: skip
 
 
@@ -42,7 +43,7 @@ def resolve_device(device: str) -> torch.device:
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if device == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("config asks for device 'cuda' but torch sees no CUDA GPU")
+        raise ConfigError("config key 'device': cuda, but torch sees no CUDA GPU")
     return torch.device(device)
 
 
@@ -74,7 +75,7 @@ def train_stage(
     if init_model is not None:
         source, meta = load_model(init_model)
         if meta["family"] != family:
-            raise ValueError(f"{init_model} holds a {meta['family']} flow, not {family}")
+            raise ModelFileError(f"{init_model} holds a {meta['family']} flow, not {family}")
         flow = transfer(source, family, p.L, hyperparameters)
         log.info("initialised from %s (L=%d)", init_model, source.L)
     flow = flow.to(resolve_device(device))
@@ -94,7 +95,7 @@ def train_stage(
         recoveries=result.recoveries, seed=seed,
     )  # fmt: skip
     if checkpoint is not None:
-        Path(checkpoint).unlink(missing_ok=True)
+        io.discard(checkpoint, empty_parents=2)  # results/checkpoints/{flow}/ when empty
     log.info("trained %s at %s: %d steps in %.1f s", family, p.key, result.steps, result.seconds)
 
 
@@ -107,7 +108,12 @@ def sample_flow_stage(
     ensemble_path: str | Path,
     sampler: str,
 ) -> None:
-    """Draw flow proposals, run independence MH chains, write the ensemble."""
+    """Draw flow proposals, run independence MH chains, write the ensemble.
+
+    ``sample_seconds`` is the wall time of proposals and chains together;
+    ``seconds_per_update`` (and its error) the median seconds per proposal over the timed
+    batches of :func:`fieldflow.mcmc.flow_proposals`, free of the Metropolis step.
+    """
     p = _point(point)
     flow, meta = load_model(model_path)
     precision = {"float32": torch.float32, "float64": torch.float64}[
@@ -133,6 +139,7 @@ def sample_flow_stage(
         "precision": str(precision).removeprefix("torch."),
         # |Δ log q| against a 2× finer integration (0 for exact coupling flows).
         "discretisation_error": flow.discretisation_error(256, generator),
+        **proposals.timing.info(),
     }  # fmt: skip
     if attrs["discretisation_error"] > 0.2:
         log.warning("%s at %s: log q is off by up to %.3g against a finer integration; the "
@@ -168,7 +175,8 @@ def mcmc_stage(
     """Run a Markov-chain baseline of :data:`fieldflow.samplers.MCMC` at one point.
 
     ``settings`` is the config section of the same name. The ensemble's ``sample_seconds``
-    covers burn-in and tuning, so costs per update include them.
+    covers burn-in and tuning; its ``seconds_per_update`` (and error), from the sampler's
+    info, times the kept updates only, batch by batch.
     """
     run = samplers.mcmc_runner(sampler)
     p = _point(point)
@@ -224,7 +232,7 @@ def observables_stage(
     Markov chain) and C(t), m_eff(t) of the chain (``correlator_path``).
     """
     dataset = io.read_ensemble(ensemble_path)
-    phi = io.load_phi(ensemble_path)
+    phi = io.load_array(dataset, "phi")
     attrs = dataset.attrs
     L = int(attrs["L"])
     primaries = ensemble_primaries(phi)
@@ -244,7 +252,7 @@ def observables_stage(
     effective = attrs["ess"] * attrs["n_proposals"] if attrs.get("kind") == "flow" else None
     problems = quality.chain_problems(
         n,
-        accepted=int(dataset["accepted"].values.sum()) if "accepted" in dataset else None,
+        accepted=int(io.load_array(dataset, "accepted").sum()) if "accepted" in dataset else None,
         effective=effective,
         magnetization=phi.sum(axis=(-2, -1), dtype=np.float64),
     )
@@ -255,7 +263,7 @@ def observables_stage(
     if reweighted_path is not None:
         reweighted = pd.DataFrame(columns=OBSERVABLE_COLUMNS)
         if "proposal_log_weight" in dataset:
-            raw = {name.removeprefix("proposal_"): dataset[name].values
+            raw = {name.removeprefix("proposal_"): io.load_array(dataset, name)
                    for name in dataset.data_vars if name.startswith("proposal_")}  # fmt: skip
             log_w = raw.pop("log_weight")
             estimates = analysis.observables(raw, L, S, log_weights=log_w)
@@ -285,7 +293,7 @@ def tables_stage(
     for path, frame in zip(observable_tables, frames, strict=True):
         missing = [column for column in OBSERVABLE_COLUMNS if column not in frame]
         if missing:
-            raise ValueError(f"{path} lacks the columns {missing} (written by an older "
+            raise errors.ResultFileError(f"{path} lacks the columns {missing} (written by an older "
                              "fieldflow): rerun with --forcerun observables")  # fmt: skip
     observables = pd.concat(frames, ignore_index=True)[OBSERVABLE_COLUMNS]
     rows = []
@@ -389,9 +397,14 @@ def transfer_stage(runs: list[dict[str, Any]], table_path: str | Path) -> pd.Dat
 
 
 def log_to(path: str | Path) -> None:
-    """Send a job's logging, progress bars and tracebacks to its log file."""
+    """Send a job's logging, progress bars and tracebacks to its log file.
+
+    fieldflow's own errors then print one line, to the log and the terminal, instead of a
+    traceback (:mod:`fieldflow.errors`).
+    """
     import sys
 
+    errors.install()
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     sys.stderr = open(path, "a", buffering=1)  # noqa: SIM115 - lives as long as the job
     logging.basicConfig(stream=sys.stderr, level=logging.INFO, force=True,

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from fieldflow import analysis
+from fieldflow.errors import ResultFileError
 from fieldflow.lattice import gaussian_observables
 
 log = logging.getLogger(__name__)
@@ -26,18 +27,24 @@ AGREEMENT_COLUMNS = [
 SCALING_COLUMNS = [
     "L", "s", "lam", "sampler", "kind", "xi2", "xi2_error", "tau_chi2", "tau_chi2_error",
     "tau_absm", "tau_absm_error", "acceptance", "ess", "train_seconds", "seconds_per_sample",
-    "seconds_per_independent", "seconds_per_independent_error", "cost_1e4", "cost_1e6",
-    "reliable",
+    "seconds_per_sample_error", "seconds_per_independent", "seconds_per_independent_error",
+    "cost_1e4", "cost_1e6", "reliable",
 ]  # fmt: skip
 EXPONENT_COLUMNS = [
     "sampler", "observable", "z", "z_error", "amplitude", "chi2_dof", "n_points", "reliable",
 ]  # fmt: skip
-CROSSOVER_COLUMNS = ["sampler", "baseline", "cost", "first_L", "largest_L", "reliable"]
+CROSSOVER_COLUMNS = [
+    "sampler", "baseline", "cost", "first_L", "largest_L", "reliable", "verdict", "ratio",
+    "ratio_error",
+]  # fmt: skip
 
 #: Number of independent samples over which a flow's training time is amortised.
 AMORTISATION = {"cost_1e4": 1e4, "cost_1e6": 1e6}
 #: Pulls beyond this many σ are reported loudly.
 PULL_LIMIT = 4.0
+#: A flow is cheaper or dearer than a baseline only by more than this many σ of the
+#: difference of their costs (:func:`crossovers`).
+CROSSOVER_SIGMA = 2.0
 
 _POINT = ["L", "s", "lam"]
 
@@ -95,7 +102,7 @@ def _reliable(row: tuple) -> bool:
 
 def _kind(kinds: dict[str, str], sampler: str) -> str:
     if sampler not in kinds:
-        raise ValueError(f"sampler {sampler!r} has observables but no row in samplers.csv")
+        raise ResultFileError(f"sampler {sampler!r} has observables but no row in samplers.csv")
     return kinds[sampler]
 
 
@@ -109,11 +116,17 @@ def scaling(observables: pd.DataFrame, samplers: pd.DataFrame) -> pd.DataFrame:
 
     ξ₂ at a point is one sampler's for every sampler there, so all τ_int are set against
     the same ξ₂: the Markov-chain baseline with the smallest error, else the flow with the
-    smallest error (:func:`xi_source`). Costs are
-    wall-clock seconds per effectively independent sample of χ₂: the sampling time per
-    configuration times 2 τ_int(χ₂) (per flow proposal, HMC trajectory or cluster update);
-    ``cost_1e4`` and ``cost_1e6`` add a flow's training time spread over 10⁴ and 10⁶ such
-    samples.
+    smallest error (:func:`xi_source`). Costs, in wall-clock seconds:
+
+    - ``seconds_per_sample`` t (± δt): per configuration (flow proposal, HMC trajectory
+      of one chain, cluster update of one chain), the median over the run's timed batches,
+      ``seconds_per_update`` of ``samplers.csv``. Tables without it (older ensembles) fall
+      back to ``sample_seconds / n_samples``, one time of the whole job, with δt NaN.
+    - ``seconds_per_independent`` c = t · 2 τ_int(χ₂), per effectively independent
+      sample of χ₂, with δc = c · sqrt((δτ/τ)² + (δt/t)²).
+    - ``cost_1e4``, ``cost_1e6``: c plus a flow's training time spread over 10⁴ and 10⁶
+      independent samples (c itself for a Markov chain). Training is one measurement
+      without an error, so these carry the error δc of ``seconds_per_independent``.
     """
     obs = observables.set_index([*_POINT, "sampler", "observable"])
     kinds = sampler_kinds(samplers)
@@ -131,8 +144,11 @@ def scaling(observables: pd.DataFrame, samplers: pd.DataFrame) -> pd.DataFrame:
         source = sources[point]
         tau_chi2 = get(point, r.sampler, "susceptibility", "tau_int")
         tau_chi2_error = get(point, r.sampler, "susceptibility", "tau_int_error")
-        per_sample = r.sample_seconds / r.n_samples
+        per_sample, per_sample_error = _seconds_per_sample(r)
         independent = per_sample * 2.0 * tau_chi2
+        independent_error = independent * math.hypot(
+            _relative(tau_chi2_error, tau_chi2), _relative(per_sample_error, per_sample)
+        )
         train = 0.0 if r.kind == "mcmc" or pd.isna(r.train_seconds) else r.train_seconds
         costs = {name: independent + train / n for name, n in AMORTISATION.items()}
         rows.append({
@@ -144,14 +160,28 @@ def scaling(observables: pd.DataFrame, samplers: pd.DataFrame) -> pd.DataFrame:
             "tau_absm": get(point, r.sampler, "abs_magnetization", "tau_int"),
             "tau_absm_error": get(point, r.sampler, "abs_magnetization", "tau_int_error"),
             "acceptance": r.acceptance, "ess": r.ess, "train_seconds": r.train_seconds,
-            "seconds_per_sample": per_sample, "seconds_per_independent": independent,
-            "seconds_per_independent_error": per_sample * 2.0 * tau_chi2_error, **costs,
+            "seconds_per_sample": per_sample, "seconds_per_sample_error": per_sample_error,
+            "seconds_per_independent": independent,
+            "seconds_per_independent_error": independent_error, **costs,
             # τ_int and costs are only as good as the chain they come from.
             "reliable": all(get(point, r.sampler, name, "reliable") != 0.0
                             for name in ("susceptibility", "abs_magnetization")),
         })  # fmt: skip
     table = pd.DataFrame(rows, columns=SCALING_COLUMNS)
     return table.sort_values(["sampler", *_POINT], kind="stable", ignore_index=True)
+
+
+def _seconds_per_sample(r: tuple) -> tuple[float, float]:
+    """(t, δt) of a samplers.csv row: its timed ``seconds_per_update``, else the job's mean."""
+    timed = float(getattr(r, "seconds_per_update", math.nan))
+    if math.isfinite(timed):
+        return timed, float(getattr(r, "seconds_per_update_error", math.nan))
+    return r.sample_seconds / r.n_samples, math.nan
+
+
+def _relative(error: float, value: float) -> float:
+    """δx/|x|; NaN where x is zero or not finite."""
+    return error / abs(value) if value != 0 and math.isfinite(value) else math.nan
 
 
 def sampler_kinds(samplers: pd.DataFrame) -> dict[str, str]:
@@ -208,13 +238,29 @@ def dynamic_exponents(table: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=EXPONENT_COLUMNS)
 
 
-def crossovers(table: pd.DataFrame) -> pd.DataFrame:
-    """The smallest L from which each flow's cost per independent sample beats a baseline's.
+def crossovers(table: pd.DataFrame, k: float = CROSSOVER_SIGMA) -> pd.DataFrame:
+    """Whether, and from which L, each flow's cost per independent sample beats a baseline's.
 
     One row per flow, Markov-chain baseline and cost column (sampling only, and each
-    amortisation); ``first_L`` is NaN when the flow is dearer than that baseline at the
-    study's largest lattice they share. ``reliable``: every cost compared comes from a
-    reliable τ_int (:mod:`fieldflow.quality`).
+    amortisation; a baseline is always taken at its sampling cost). At every point (L, s,
+    λ) both have, with the flow's cost m ± δm (δm: its ``seconds_per_independent_error``,
+    for every cost column) and the baseline's b ± δb, σ = sqrt(δm² + δb²), the flow is
+
+    - *cheaper* if b − m > k σ, *dearer* if m − b > k σ, else *undecided* (also whenever
+      a cost or an error is NaN), with k = :data:`CROSSOVER_SIGMA`.
+
+    Over the points at the largest common L (``largest_L``), ``verdict`` is
+
+    - ``crossover`` if the flow is cheaper at all of them; ``first_L`` is then the
+      smallest L such that the flow is cheaper at every point with that L or larger (an
+      undecided point below it may hide an earlier crossover);
+    - ``none`` if it is dearer at any of them: no crossover within this study;
+    - ``undecided`` otherwise (an undecided point there, none dearer).
+
+    ``first_L`` is NaN unless the verdict is ``crossover``. ``ratio`` = m/b at the last
+    common point (largest L, then s and λ), ``ratio_error`` its error from the relative
+    errors in quadrature. ``reliable``: every cost compared comes from a reliable τ_int
+    (:mod:`fieldflow.quality`).
     """
     rows = []
     flows, baselines = table[table["kind"] == "flow"], table[table["kind"] == "mcmc"]
@@ -225,23 +271,37 @@ def crossovers(table: pd.DataFrame) -> pd.DataFrame:
             common = group.index.intersection(reference.index).sort_values()
             if common.empty:
                 continue
+            sizes = np.array([L for L, _, _ in common], dtype=float)
+            mine_error = group.loc[common, "seconds_per_independent_error"].to_numpy()
+            theirs = reference.loc[common, "seconds_per_independent"].to_numpy()
+            theirs_error = reference.loc[common, "seconds_per_independent_error"].to_numpy()
+            trusted = bool(group.loc[common, "reliable"].all()
+                           and reference.loc[common, "reliable"].all())  # fmt: skip
             for cost in ("seconds_per_independent", *AMORTISATION):
                 mine = group.loc[common, cost].to_numpy()
-                # A baseline has no training to amortise: compare with its sampling cost.
-                theirs = reference.loc[common, "seconds_per_independent"].to_numpy()
-                first = _stays_cheaper_from([L for L, _, _ in common], mine < theirs)
-                trusted = bool(group.loc[common, "reliable"].all()
-                               and reference.loc[common, "reliable"].all())  # fmt: skip
-                rows.append([sampler, baseline, cost, first, float(common[-1][0]), trusted])
+                sigma = np.hypot(mine_error, theirs_error)
+                cheaper, dearer = theirs - mine > k * sigma, mine - theirs > k * sigma
+                verdict, first = _verdict(sizes, cheaper, dearer)
+                ratio = mine[-1] / theirs[-1]
+                relative = (_relative(mine_error[-1], mine[-1]),
+                            _relative(theirs_error[-1], theirs[-1]))  # fmt: skip
+                ratio_error = abs(ratio) * math.hypot(*relative)
+                rows.append([sampler, baseline, cost, first, float(sizes[-1]), trusted,
+                             verdict, ratio, ratio_error])  # fmt: skip
     return pd.DataFrame(rows, columns=CROSSOVER_COLUMNS)
 
 
-def _stays_cheaper_from(sizes: list[int], cheaper: np.ndarray) -> float:
-    """The first L (of points sorted by L) from which ``cheaper`` holds at every point."""
-    for i, L in enumerate(sizes):
-        if cheaper[i:].all():
-            return float(L)
-    return math.nan
+def _verdict(sizes: np.ndarray, cheaper: np.ndarray, dearer: np.ndarray) -> tuple[str, float]:
+    """(verdict, first_L) of :func:`crossovers` from per-point flags, points sorted by L."""
+    top = sizes == sizes[-1]
+    if dearer[top].any():
+        return "none", math.nan
+    if not cheaper[top].all():
+        return "undecided", math.nan
+    # The smallest L above which no point fails to be decidedly cheaper.
+    failing = sizes[~cheaper]
+    first = sizes[sizes > failing.max()].min() if failing.size else sizes.min()
+    return "crossover", float(first)
 
 
 def report_large_pulls(table: pd.DataFrame) -> list[str]:

@@ -12,6 +12,7 @@ fresh samples), and writes a checkpoint from which a killed run resumes where it
 from __future__ import annotations
 
 import copy
+import glob
 import logging
 import math
 import time
@@ -23,7 +24,9 @@ import torch
 from tqdm.auto import tqdm
 
 from fieldflow.analysis import ess
-from fieldflow.flows import Flow, ModelFileError
+from fieldflow.errors import FieldflowError
+from fieldflow.flows import Flow, ModelFileError, tensor_digest
+from fieldflow.io import remove_stale_partials
 from fieldflow.lattice import Point, action
 
 log = logging.getLogger(__name__)
@@ -80,7 +83,7 @@ class TrainResult:
     recoveries: int
 
 
-class TrainingDiverged(RuntimeError):
+class TrainingDiverged(FieldflowError, RuntimeError):
     """The loss became non-finite more often than the recovery budget allows."""
 
 
@@ -107,19 +110,50 @@ def _state(flow, optimizer, generator, step, seconds, history, recoveries, finge
 
 
 def _write_checkpoint(path: Path, state: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Write ``state`` atomically with :func:`tensor_digest` of all its tensors.
+
+    A partial file of a writer killed before this process started is removed first.
+    """
     tmp = path.with_name(path.name + ".partial")
-    torch.save(state, tmp)
+    state = {**state, "sha256": tensor_digest(state)}
+    remove_stale_partials(path.parent, glob.escape(tmp.name))
+    for attempt in (1, 2):
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            torch.save(state, tmp)
+            break
+        except (FileNotFoundError, RuntimeError):
+            # A job finishing just now may remove the empty directory between mkdir and
+            # save (io.discard of its own checkpoint): make it again, once.
+            if attempt == 2 or path.parent.is_dir():
+                raise
     tmp.replace(path)
 
 
 def _read_checkpoint(path: Path, fingerprint: str) -> dict | None:
+    """The state saved in ``path``, or None if it belongs to other settings.
+
+    A checkpoint that cannot be loaded, or whose tensors (model, optimizer, generator) do
+    not match their recorded hash, is a :class:`ModelFileError`; one without a hash
+    (written by an older fieldflow) is used with a warning.
+    """
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
+        recorded = state.pop("sha256", None)
+        actual = tensor_digest(state)
     except Exception as err:
         raise ModelFileError(
-            f"checkpoint {path} is corrupt ({err}); delete it to train from scratch"
+            f"checkpoint {path} is corrupt ({' '.join(str(err).split())}); delete it to train "
+            "from scratch"
         ) from err
+    if recorded is None:
+        log.warning("checkpoint %s records no hash of its tensors (written by an older "
+                    "fieldflow): they cannot be verified", path)  # fmt: skip
+    elif actual != recorded:
+        raise ModelFileError(
+            f"checkpoint {path} is corrupt (its tensors do not match their recorded hash); "
+            "delete it to train from scratch"
+        )
     if state.get("fingerprint") != fingerprint:
         log.warning("checkpoint %s belongs to other settings; starting from scratch", path)
         return None

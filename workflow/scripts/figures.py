@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from fieldflow import plots
-from fieldflow.io import read_ensemble
+from fieldflow.io import load_array, read_ensemble
 
 
 def label(path: str) -> str:
@@ -19,7 +19,10 @@ def label(path: str) -> str:
 
 def last_draws(path: str, n: int = 4) -> np.ndarray:
     """The last ``n`` configurations of chain 0, shape (n, L, L), read without loading φ."""
-    return read_ensemble(path)["phi"].isel(chain=0, draw=slice(-n, None)).values
+    dataset = read_ensemble(path)
+    last = dataset.isel(chain=[0], draw=slice(-n, None))
+    last.encoding.update(dataset.encoding)  # so that a corrupt chunk names its store
+    return load_array(last, "phi")[0]
 
 
 logging.basicConfig(filename=snakemake.log[0], level=logging.INFO, force=True)

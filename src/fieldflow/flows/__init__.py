@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import glob
+import hashlib
+import logging
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from fieldflow.errors import FieldflowError
 from fieldflow.flows.base import Bijection, Flow, normal_log_prob
 from fieldflow.flows.cnf import build_cnf, transfer_cnf
 from fieldflow.flows.nsf import build_nsf
 from fieldflow.flows.realnvp import build_realnvp
+from fieldflow.io import remove_stale_partials
 
 #: Flow families by their sampler name in every table.
 FAMILIES: dict[str, Callable[..., Flow]] = {
@@ -29,11 +34,14 @@ __all__ = [
     "load_model",
     "normal_log_prob",
     "save_model",
+    "tensor_digest",
     "transfer",
 ]
 
+log = logging.getLogger(__name__)
 
-class ModelFileError(RuntimeError):
+
+class ModelFileError(FieldflowError, RuntimeError):
     """A model or checkpoint file that is missing, corrupt or of the wrong kind."""
 
 
@@ -64,33 +72,88 @@ def transfer(flow: Flow, family: str, L_new: int, hyperparameters: dict[str, Any
     return target
 
 
+def tensor_digest(tree: Any) -> str:
+    """SHA-256 of every tensor in nested dicts, lists and tuples; other leaves are skipped.
+
+    Tensors enter in the order of their sorted paths (``/state/0/exp_avg``), each as its
+    path, dtype, shape and raw bytes. Model files and checkpoints record it beside their
+    tensors: ``torch.load`` does not check the CRCs of its zip archive, so without it a
+    tensor altered on disk would load as a silently different flow.
+    """
+    digest = hashlib.sha256()
+    for name, tensor in sorted(_tensors(tree, ""), key=lambda item: item[0]):
+        flat = tensor.detach().cpu().contiguous().reshape(-1)
+        digest.update(f"{name}|{flat.dtype}|{tuple(tensor.shape)}|".encode())
+        digest.update(flat.view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
+def _tensors(tree: Any, prefix: str) -> Iterator[tuple[str, torch.Tensor]]:
+    """(path, tensor) pairs of every tensor in nested dicts, lists and tuples."""
+    if isinstance(tree, torch.Tensor):
+        yield prefix, tree
+    elif isinstance(tree, dict):
+        for key, value in tree.items():
+            yield from _tensors(value, f"{prefix}/{key}")
+    elif isinstance(tree, list | tuple):
+        for index, value in enumerate(tree):
+            yield from _tensors(value, f"{prefix}/{index}")
+
+
 def save_model(path: str | Path, flow: Flow, family: str, hyperparameters: dict, **meta) -> None:
-    """Write a trained flow atomically: a killed job leaves no file that looks complete."""
+    """Write a trained flow atomically: a killed job leaves no file that looks complete.
+
+    The file records :func:`tensor_digest` of the state dict, which :func:`load_model`
+    verifies. A partial file of a writer killed before this process started is removed.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".partial")
+    remove_stale_partials(path.parent, glob.escape(tmp.name))
+    state_dict = flow.state_dict()
     payload = {
         "family": family,
         "L": flow.L,
         "hyperparameters": dict(hyperparameters),
-        "state_dict": flow.state_dict(),
+        "state_dict": state_dict,
         "meta": meta,
+        "sha256": tensor_digest(state_dict),
     }
     torch.save(payload, tmp)
     tmp.replace(path)
 
 
 def load_model(path: str | Path, map_location: str = "cpu") -> tuple[Flow, dict]:
-    """Read a flow written by :func:`save_model`; returns the flow and its metadata."""
+    """Read a flow written by :func:`save_model`; returns the flow and its metadata.
+
+    A file whose tensors do not match their recorded hash is a :class:`ModelFileError`;
+    one without a hash (written before fieldflow recorded it) loads with a warning.
+    """
     path = Path(path)
     if not path.exists():
         raise ModelFileError(f"model file {path} does not exist")
     try:
         payload = torch.load(path, map_location=map_location, weights_only=True)
+        _verify_model_digest(path, payload)
         flow = build_flow(payload["family"], payload["L"], payload["hyperparameters"])
         flow.load_state_dict(payload["state_dict"])
+    except ModelFileError:
+        raise
     except Exception as err:  # torch raises many types for a corrupt archive
         raise ModelFileError(
-            f"model file {path} is corrupt or not a fieldflow model: {err}"
+            f"model file {path} is corrupt or not a fieldflow model: {' '.join(str(err).split())}"
         ) from err
-    return flow, {k: v for k, v in payload.items() if k != "state_dict"}
+    return flow, {k: v for k, v in payload.items() if k not in ("state_dict", "sha256")}
+
+
+def _verify_model_digest(path: Path, payload: dict) -> None:
+    """Raise :class:`ModelFileError` if the state dict differs from its recorded hash."""
+    recorded = payload.get("sha256")
+    if recorded is None:
+        log.warning("model file %s records no hash of its tensors (written by an older "
+                    "fieldflow): they cannot be verified", path)  # fmt: skip
+    elif tensor_digest(payload["state_dict"]) != recorded:
+        raise ModelFileError(
+            f"model file {path}: its tensors do not match their recorded hash (the file "
+            "was altered or corrupted on disk); restore or retrain it"
+        )

@@ -42,6 +42,7 @@ from tqdm.auto import tqdm
 
 from fieldflow.lattice import Point, action
 from fieldflow.mcmc.chain import ChainResult
+from fieldflow.mcmc.timing import Stopwatch
 
 log = logging.getLogger(__name__)
 
@@ -376,7 +377,10 @@ def run(point: Point, settings: dict[str, Any], seed: int, progress: bool = True
         φ (chain, n_updates, L, L) float32; per draw ``action`` (S after the update) and
         ``cluster_fraction`` (fraction of sites flipped by its cluster step), float64;
         acceptance of the local Metropolis steps over the kept updates (NaN without kept
-        updates); info: ``step_size``, ``local_sweeps``, ``variant``, ``overrelax``.
+        updates); info: ``step_size``, ``local_sweeps``, ``variant``, ``overrelax``, and
+        ``seconds_per_update`` with its error: the median seconds per update of one chain,
+        each kept update of all chains timed as one batch
+        (:func:`fieldflow.mcmc.timing.per_update`).
     """
     cfg = ClusterSettings.from_dict(settings)
     check_point(point)
@@ -388,11 +392,13 @@ def run(point: Point, settings: dict[str, Any], seed: int, progress: bool = True
     phis = np.empty((*shape, point.L, point.L), dtype=np.float32)
     actions, fractions = np.empty(shape), np.empty(shape)
     rates, or_rates = [], []
+    watch = Stopwatch()
     for t in tqdm(range(cfg.n_updates), disable=not progress, desc="cluster", mininterval=10):
-        step = update(phi, point, delta, rng, cfg)
-        phi = step.phi
-        phis[:, t] = phi
-        actions[:, t] = action(torch.from_numpy(phi), point.s, point.lam).numpy()
+        with watch.batch(cfg.n_chains):
+            step = update(phi, point, delta, rng, cfg)
+            phi = step.phi
+            phis[:, t] = phi
+            actions[:, t] = action(torch.from_numpy(phi), point.s, point.lam).numpy()
         fractions[:, t] = step.flipped
         rates.append(step.acceptance)
         or_rates.append(step.overrelax_acceptance)
@@ -406,5 +412,6 @@ def run(point: Point, settings: dict[str, Any], seed: int, progress: bool = True
         "local_sweeps": cfg.local_sweeps,
         "variant": cfg.variant,
         "overrelax": cfg.overrelax,
+        **watch.result().info(),
     }
     return ChainResult(phis, {"action": actions, "cluster_fraction": fractions}, acceptance, info)

@@ -31,6 +31,7 @@ from tqdm.auto import tqdm
 
 from fieldflow.lattice import Point, action, force, primary_observables, second_moment_length
 from fieldflow.mcmc.chain import ChainResult
+from fieldflow.mcmc.timing import Stopwatch, UpdateTime
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +78,8 @@ class HMCResult:
     """φ (chain, draw, L, L) float32; S and acceptance flags per (chain, draw).
 
     ``n_steps`` is the nominal number of steps, τ = ``n_steps * step_size``;
-    ``mean_steps`` the mean over the kept (jittered) trajectories.
+    ``mean_steps`` the mean over the kept (jittered) trajectories; ``timing`` the seconds
+    per trajectory of one chain, each kept trajectory of all chains timed as one batch.
     """
 
     phi: np.ndarray
@@ -87,6 +89,7 @@ class HMCResult:
     n_steps: int
     trajectory_length: float
     mean_steps: float
+    timing: UpdateTime
 
     @property
     def acceptance(self) -> float:
@@ -286,13 +289,15 @@ def hmc(
     low = max(1, math.floor((1.0 - jitter) * n_steps))
     high = max(low, math.ceil((1.0 + jitter) * n_steps))
     lengths = torch.randint(low, high + 1, (n_trajectories,), generator=generator).tolist()
+    watch = Stopwatch()
     for t in tqdm(range(n_trajectories), disable=not progress, desc="hmc", mininterval=10):
-        phi, s, accept = _trajectory(phi, point, step, eps, lengths[t], generator)
-        phis[:, t] = phi.numpy()
-        actions[:, t] = s.numpy()
-        accepted[:, t] = accept.numpy()
+        with watch.batch(n_chains):
+            phi, s, accept = _trajectory(phi, point, step, eps, lengths[t], generator)
+            phis[:, t] = phi.numpy()
+            actions[:, t] = s.numpy()
+            accepted[:, t] = accept.numpy()
     mean_steps = float(np.mean(lengths)) if lengths else float(n_steps)
-    return HMCResult(phis, actions, accepted, eps, n_steps, tau, mean_steps)
+    return HMCResult(phis, actions, accepted, eps, n_steps, tau, mean_steps, watch.result())
 
 
 def run(point: Point, settings: dict[str, Any], seed: int, progress: bool = True) -> ChainResult:
@@ -306,8 +311,9 @@ def run(point: Point, settings: dict[str, Any], seed: int, progress: bool = True
         seed: seeds every random stream.
     Returns:
         φ (chain, draw, L, L) float32, per draw ``action`` (float64) and ``accepted``
-        (bool); info ``step_size`` ε, ``n_leapfrog`` (mean steps per kept trajectory) and
-        ``trajectory_length`` τ.
+        (bool); info ``step_size`` ε, ``n_leapfrog`` (mean steps per kept trajectory),
+        ``trajectory_length`` τ, and ``seconds_per_update`` with its error: the median
+        seconds per trajectory of one chain (:func:`fieldflow.mcmc.timing.per_update`).
     """
     result = hmc(
         point,
@@ -330,5 +336,6 @@ def run(point: Point, settings: dict[str, Any], seed: int, progress: bool = True
             "step_size": result.step_size,
             "n_leapfrog": result.mean_steps,
             "trajectory_length": result.trajectory_length,
+            **result.timing.info(),
         },
     )
