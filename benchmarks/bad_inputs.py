@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import struct
 import subprocess
 import sys
 import tempfile
@@ -134,7 +135,11 @@ def tamper_model(path: Path) -> None:
         info = max((i for i in archive.infolist() if "/data/" in i.filename),
                    key=lambda i: i.file_size)  # fmt: skip
     data = bytearray(path.read_bytes())
-    start = info.header_offset + 30 + len(info.filename.encode()) + len(info.extra)
+    # The local header's name and extra lengths (torch pads the extra field to align data).
+    name_length, extra_length = struct.unpack(
+        "<HH", data[info.header_offset + 26 : info.header_offset + 30]
+    )
+    start = info.header_offset + 30 + name_length + extra_length
     for i in range(start, start + min(16, info.file_size)):
         data[i] ^= 0x55
     path.write_bytes(bytes(data))

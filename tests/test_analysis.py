@@ -1,3 +1,5 @@
+import math
+
 import numpy as np
 import pytest
 
@@ -39,6 +41,7 @@ def test_derived_observables_and_their_errors():
     volume = 16
     primaries = {
         "phi2": rng.normal(1.0, 0.1, size=(2, n)),
+        "m": m / volume,
         "abs_m": np.abs(m) / volume,
         "m2": m**2 / volume,
         "m4": m**4 / volume**2,
@@ -54,6 +57,25 @@ def test_derived_observables_and_their_errors():
     assert est["correlation_length"].error > 0
     for e in est.values():
         assert e.tau_int == pytest.approx(0.5, abs=0.1)
+
+
+def test_magnetization_and_its_absence():
+    """⟨M⟩/V from the primary m; NaN, not an error, from primaries stored before m existed."""
+    rng = np.random.default_rng(6)
+    m = rng.normal(0.25, 1.0, size=(2, 10_000))
+    primaries = {"phi2": m * m, "m": m, "abs_m": np.abs(m), "m2": m * m, "m4": m**4,
+                 "ising_energy": m, "f_first": 0.5 * m * m}  # fmt: skip
+    est = analysis.observables(primaries, L=4)["magnetization"]
+    assert abs(est.value - 0.25) < 4 * est.error
+    assert est.error == pytest.approx(1 / np.sqrt(20_000), rel=0.1)
+    assert est.tau_int == pytest.approx(0.5, abs=0.1)
+    old = {name: values for name, values in primaries.items() if name != "m"}
+    for log_weights in (None, np.zeros_like(m)):
+        found = analysis.observables(old, L=4, log_weights=log_weights)
+        assert list(found) == list(analysis.OBSERVABLES)
+        assert all(math.isnan(x) for x in vars(found["magnetization"]).values())
+        assert math.isfinite(found["susceptibility"].value)
+    assert analysis.OBSERVABLES[-2:] == ("correlation_length", "magnetization")
 
 
 def test_pull():

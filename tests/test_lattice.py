@@ -83,6 +83,10 @@ def test_primaries_relations():
     prim = primary_observables(phi)
     g = two_point(phi)
     assert torch.allclose(prim["phi2"], g[:, 0, 0])
+    m = prim["m"]
+    assert torch.allclose(m, phi.sum(dim=(-2, -1)) / 36)
+    assert torch.allclose(prim["abs_m"], m.abs()) and torch.allclose(prim["m2"], 36 * m * m)
+    assert torch.allclose(primary_observables(-phi)["m"], -m)  # odd under φ → −φ
     assert torch.allclose(prim["m2"], g.sum(dim=(-2, -1)))
     assert torch.allclose(prim["ising_energy"], 0.5 * (g[:, 1, 0] + g[:, 0, 1]))
     cos = torch.cos(2 * np.pi * torch.arange(6, dtype=torch.float64) / 6)
@@ -107,5 +111,6 @@ def test_gaussian_two_point_inverts_the_lattice_operator():
     for x, y in itertools.product(range(L), repeat=2):
         assert cov[0, idx[x, y]] == pytest.approx(g[x, y])
     assert gaussian_observables(L, s)["susceptibility"] == pytest.approx(1 / (2 * s))
+    assert gaussian_observables(L, s)["magnetization"] == 0.0
     with pytest.raises(ValueError):
         gaussian_two_point(L, 0.0)

@@ -206,3 +206,40 @@ def test_study_figures(tmp_path, empty):
     for name, fig in figures.items():
         png, pdf = plots.save_figure(fig, tmp_path / name)
         assert png.stat().st_size > 5000 and pdf.stat().st_size > 1000
+
+
+@pytest.mark.parametrize("case", ["smoke", "broken", "empty"])
+def test_tunnelling_figures(tmp_path, case):
+    """Every sampler tunnels (the smoke study), some are bounds and hollow, or nothing."""
+    from test_study import tunnelling_inputs
+
+    from fieldflow import study
+
+    crossings, observables, samplers = tunnelling_inputs()
+    if case == "smoke":  # several points at one L, every sampler crossing
+        free = {"lam": 0.0, "s": 1.0}
+        crossings = pd.concat(
+            [
+                crossings.assign(crossings=50, bound=math.nan),
+                crossings.assign(**free, crossings=80, bound=math.nan),
+            ]
+        )
+        observables = pd.concat([observables, observables.assign(**free)])
+        samplers = pd.concat([samplers, samplers.assign(**free)])  # fmt: skip
+    table = study.tunnelling(crossings, observables, samplers)
+    edges = np.linspace(-1.5, 1.5, 61)
+    density = np.exp(-((edges[:-1] - 1.0) ** 2) * 8) + np.exp(-((edges[:-1] + 1.0) ** 2) * 8)
+    histograms = pd.concat([
+        pd.DataFrame({"L": L, "s": s, "lam": lam, "sampler": sampler, "bin_low": edges[:-1],
+                      "bin_high": edges[1:], "density": density})
+        for L, s, lam in POINTS for sampler in ("hmc", "cnf", "cluster")
+    ])  # fmt: skip
+    if case == "empty":
+        table, histograms = table.iloc[:0], histograms.iloc[:0]
+    for name, fig in {"tunnelling": plots.tunnelling(table),
+                      "magnetization_histograms": plots.magnetization_histograms(histograms),
+                      }.items():  # fmt: skip
+        assert_saved(fig, tmp_path / name)
+    if case == "broken":
+        labels = plots.tunnelling(table).axes[0].get_legend_handles_labels()[1]
+        assert "cluster: no crossing, lower bound" in labels

@@ -137,3 +137,61 @@ def test_observables_stage_reports_a_damaged_chunk(tmp_path, name, damage, messa
         chunk.unlink()
     with pytest.raises(EnsembleError, match=rf"e\.zarr: {message}"):
         observables_stage(store, **tables)
+
+
+@pytest.mark.filterwarnings("ignore:invalid value encountered in sqrt")  # noise, not φ⁴ fields
+def test_observables_stage_writes_tunnelling_and_histogram(tmp_path):
+    import numpy as np
+
+    from fieldflow.stages import HISTOGRAM_COLUMNS, TUNNELLING_COLUMNS, observables_stage
+
+    store = tmp_path / "e.zarr"
+    flow_ensemble(store)
+    paths = {name: tmp_path / f"{name}.csv"
+             for name in ("table", "reweighted", "tunnelling", "histogram")}  # fmt: skip
+    observables_stage(store, paths["table"], reweighted_path=paths["reweighted"],
+                      tunnelling_path=paths["tunnelling"],
+                      histogram_path=paths["histogram"])  # fmt: skip
+    table = pd.read_csv(paths["table"]).set_index("observable")
+    assert np.isfinite(table.loc["magnetization", ["value", "error", "tau_int"]]).all()
+    assert np.isfinite(pd.read_csv(paths["reweighted"]).set_index("observable")
+                       .loc["magnetization", "value"])  # fmt: skip
+    (row,) = pd.read_csv(paths["tunnelling"]).to_dict("records")
+    assert list(pd.read_csv(paths["tunnelling"]).columns) == TUNNELLING_COLUMNS
+    # Independent Gaussian fields: M changes side often; no timing in this ensemble.
+    assert row["sampler"] == "realnvp" and (row["n_chains"], row["n_draws"]) == (2, 32)
+    assert row["crossings"] > 5 and row["threshold"] > 0 and math.isnan(row["per_second"])
+    assert row["tunnel_updates"] == pytest.approx(64 / row["crossings"])
+    histogram = pd.read_csv(paths["histogram"])
+    assert list(histogram.columns) == HISTOGRAM_COLUMNS and len(histogram) == 60
+    width = histogram["bin_high"] - histogram["bin_low"]
+    assert (histogram["density"] * width).sum() == pytest.approx(1.0)
+    assert histogram["bin_low"].iloc[0] == -histogram["bin_high"].iloc[-1]
+    assert histogram["bin_high"].iloc[-1] % 0.25 == 0
+
+
+@pytest.mark.filterwarnings("ignore:invalid value encountered in sqrt")
+def test_observables_stage_on_an_ensemble_stored_before_magnetization(tmp_path):
+    """Raw proposals stored without M: the reweighted magnetization is NaN, not an error."""
+    import numpy as np
+
+    from fieldflow import io
+    from fieldflow.stages import ensemble_primaries, observables_stage
+
+    rng = np.random.default_rng(0)
+    phi = rng.normal(size=(2, 32, 4, 4)).astype(np.float32)
+    attrs = {"L": 4, "s": -4.0, "lam": 8.0, "sampler": "realnvp", "seed": 0, "versions": "{}",
+             "kind": "flow", "ess": 0.9, "n_proposals": 64}  # fmt: skip
+    primaries = ensemble_primaries(phi)
+    del primaries["m"]
+    per_proposal = {"log_weight": 0.1 * rng.normal(size=(2, 32)), **primaries}
+    io.write_ensemble(tmp_path / "e.zarr", io.ensemble_dataset(
+        phi, {"accepted": rng.random((2, 32)) < 0.5}, attrs, per_proposal))  # fmt: skip
+    observables_stage(tmp_path / "e.zarr", tmp_path / "o.csv", reweighted_path=tmp_path / "r.csv")
+    reweighted = pd.read_csv(tmp_path / "r.csv").set_index("observable")
+    assert math.isnan(reweighted.loc["magnetization", "value"])
+    assert not reweighted.loc["magnetization", "reliable"]
+    assert reweighted.loc["magnetization", "reason"].endswith("no estimate")
+    assert np.isfinite(reweighted.loc["susceptibility", "value"])
+    chain = pd.read_csv(tmp_path / "o.csv").set_index("observable")
+    assert np.isfinite(chain.loc["magnetization", "value"])

@@ -11,6 +11,7 @@ import xarray as xr
 import yaml
 
 from fieldflow.analysis import OBSERVABLES
+from fieldflow.study import TUNNELLING_COLUMNS
 
 OBS_COLUMNS = (
     "L,s,lam,sampler,observable,value,error,tau_int,tau_int_error,n_samples,reliable,reason"
@@ -111,7 +112,7 @@ def test_smoke_study_end_to_end(root, tmp_path):
     assert (parameters.parameters > 0).all()
     figures = ("training", "acceptance_ess", "tau_int", "observables", "configurations",
                "families_vs_L", "ess_vs_seconds", "transfer", "scaling", "cost", "agreement",
-               "correlators")  # fmt: skip
+               "correlators", "tunnelling", "magnetization_histograms")  # fmt: skip
     for name in figures:
         for ext in ("png", "pdf"):
             assert (tmp_path / "results" / "figures" / f"{name}.{ext}").stat().st_size > 1000
@@ -153,6 +154,19 @@ def test_smoke_study_end_to_end(root, tmp_path):
     assert set(correlators.t) == {0, 1, 2, 3}  # t = 0 ... L/2 for L = 4 and 6
     reweighting = pd.read_csv(tables / "reweighting.csv")
     assert set(reweighting.sampler) == {"realnvp", "nsf", "cnf"}
+    # Tunnelling: per ensemble, then one row per point and sampler; at these small points
+    # every sampler changes vacuum, so none is a bound, and one is cheapest per point.
+    assert (tmp_path / "results/observables/hmc/L4_s-4_lam8.tunnelling.csv").is_file()
+    tunnel = pd.read_csv(tables / "tunnelling.csv")
+    assert list(tunnel.columns) == TUNNELLING_COLUMNS and len(tunnel) == 15
+    assert (tunnel.crossings > 0).all() and tunnel.bound.isna().all(), tunnel  # "" read as NaN
+    assert (tunnel.tau_m > 0).all() and (tunnel.per_second > 0).all()
+    assert tunnel.groupby(["L", "s", "lam"]).cheapest.sum().eq(1).all()
+    magnetization = obs[obs.observable == "magnetization"]
+    assert len(magnetization) == 15 and (magnetization.error > 0).all()
+    histograms = pd.read_csv(tables / "magnetization_histograms.csv")
+    assert len(histograms) == 15 * 60
+    assert histograms.groupby(["L", "s", "lam", "sampler"]).density.sum().gt(0).all()
 
     # A self-contained report with every figure.
     report = tmp_path / "report.html"

@@ -29,6 +29,7 @@ OBSERVABLES = (
     "ising_energy",
     "binder",
     "correlation_length",
+    "magnetization",
 )
 
 
@@ -92,7 +93,10 @@ def observables(
             average becomes the self-normalised ratio ⟨wO⟩_q / ⟨w⟩_q, whose error the
             Γ-method propagates through the ratio (the delta method).
     Returns:
-        an :class:`Estimate` per observable name.
+        an :class:`Estimate` per observable name of :data:`OBSERVABLES`, then
+        ``pole_mass`` if the primaries hold a ``correlator``. An estimate whose primary is
+        missing is NaN: ``magnetization`` from primaries without ``m`` (the raw proposals
+        of an ensemble written before fieldflow stored them).
 
     U = 1 − ⟨M⁴⟩/(3⟨M²⟩²) and ξ₂ = sqrt(χ₂/F − 1) / (2 sin(π/L)).
     """
@@ -110,12 +114,13 @@ def observables(
         derived["correlation_length"] = second_moment_length(ratio, L)
     else:
         log.warning("chi2/F - 1 = %.3g <= 0: correlation length undefined", ratio.value)
+    if "m" in o:
+        derived["magnetization"] = o["m"]
     mass = _pole_mass(o["correlator"], L) if "correlator" in o else None
     if mass is not None:
         derived["pole_mass"] = mass
     result = {name: _estimate(obs, ens, S) for name, obs in derived.items()}
     nan = Estimate(math.nan, math.nan, math.nan, math.nan)
-    result.setdefault("correlation_length", nan)
     names = OBSERVABLES + (("pole_mass",) if "correlator" in o else ())
     return {name: result.get(name, nan) for name in names}
 

@@ -1,9 +1,9 @@
 """fieldflow's own errors, and how a job reports them.
 
 An expected failure (a bad config, a corrupt or missing file, a diverged training) is a
-:class:`FieldflowError`: the job prints one line that names the key or file, to its log
-and to the terminal, and exits with status 1. Anything else is a bug and keeps its
-traceback.
+:class:`FieldflowError`: the job prints one line that names the key or file to its log
+(which the profiles make Snakemake show) and exits with status 1. Anything else is a bug
+and keeps its traceback.
 """
 
 from __future__ import annotations
@@ -35,9 +35,9 @@ def _excepthook(
     kind: type[BaseException], error: BaseException, traceback: TracebackType | None
 ) -> None:
     if isinstance(error, FieldflowError):
-        report(error, stream=sys.stderr)  # the job's log
-        if sys.stderr is not sys.__stderr__:
-            report(error)  # and the terminal
+        # To the job's log, which Snakemake prints when the job fails (show-failed-logs in
+        # the profiles): printing to the terminal as well would show the line twice.
+        report(error, stream=sys.stderr)
         return  # the interpreter still exits with status 1
     sys.__excepthook__(kind, error, traceback)
 

@@ -19,7 +19,7 @@ import torch
 from torch import Tensor
 
 #: The per-configuration quantities from which every observable of DESIGN.md §1 is built.
-PRIMARY_FIELDS = ("phi2", "abs_m", "m2", "m4", "ising_energy", "f_first")
+PRIMARY_FIELDS = ("phi2", "m", "abs_m", "m2", "m4", "ising_energy", "f_first")
 
 
 @dataclass(frozen=True)
@@ -112,6 +112,7 @@ def primary_observables(phi: Tensor) -> dict[str, Tensor]:
     With M = Σ_x φ_x and V = L²:
 
     - ``phi2`` = (1/V) Σ_x φ_x²  (its mean is G(0))
+    - ``m`` = M / V, signed (its mean is 0 by Z2: the check that both vacua are visited)
     - ``abs_m`` = |M| / V
     - ``m2`` = M² / V  (its mean is χ₂)
     - ``m4`` = M⁴ / V²  (for the Binder cumulant; V cancels in ⟨M⁴⟩/⟨M²⟩²)
@@ -126,6 +127,7 @@ def primary_observables(phi: Tensor) -> dict[str, Tensor]:
     f_first = 0.5 * (phi_k[..., 1, 0].abs() ** 2 + phi_k[..., 0, 1].abs() ** 2) / volume
     return {
         "phi2": (phi * phi).mean(dim=(-2, -1)),
+        "m": m / volume,
         "abs_m": m.abs() / volume,
         "m2": m * m / volume,
         "m4": m**4 / volume**2,
@@ -180,6 +182,7 @@ def gaussian_observables(L: int, s: float) -> dict[str, float]:
         "ising_energy": float(0.5 * (g[1, 0] + g[0, 1])),
         "binder": 0.0,
         "correlation_length": float(np.sqrt(chi / f_first - 1.0) / (2.0 * np.sin(np.pi / L))),
+        "magnetization": 0.0,  # ⟨M⟩ = 0 by φ → −φ
         # C(t) is a single cosh with cosh m = 1 + s/2, so every m_eff(t) equals m.
         "pole_mass": float(np.arccosh(1.0 + s / 2.0)),
     }

@@ -31,6 +31,7 @@ OBSERVABLE_LABELS = {
     "ising_energy": r"Ising energy $E$",
     "binder": r"Binder cumulant $U$",
     "correlation_length": r"$\xi_2$",
+    "magnetization": r"$\langle M\rangle/V$",
     "pole_mass": r"pole mass $m_p$",
 }
 
@@ -436,6 +437,91 @@ def effective_masses(correlators: pd.DataFrame, observables: pd.DataFrame) -> Fi
     return fig
 
 
+def tunnelling(table: pd.DataFrame) -> Figure:
+    """τ_int of the magnetization against L, per sampler: how fast M changes sign.
+
+    Args:
+        table: results/tables/tunnelling.csv (:func:`fieldflow.study.tunnelling`).
+    Returns:
+        One log-scale panel. Estimates have Γ-method error bars and are hollow where
+        unreliable; a sampler's points are joined when they form one line in L (else per
+        (s, λ)). A row without any crossing (``bound`` = ``lower``) is an upward triangle
+        at τ = nN/6, a 95% lower bound, never joined to the estimates.
+    """
+    fig = Figure(figsize=(7, 5), layout="constrained")
+    ax = fig.subplots()
+    ax.set_title(r"Tunnelling between the vacua: $\tau_\mathrm{int}$ of $\langle M\rangle$")
+    ax.set_xlabel("L")
+    ax.set_ylabel(r"$\tau_\mathrm{int}(M)$ (updates)")
+    ax.set_yscale("log")
+    ax.grid(alpha=0.3, which="both")
+    ax.axhline(0.5, color="0.4", ls="--", lw=1.0, label="uncorrelated (τ = ½)")
+    if table.empty:
+        _note(ax, "no samplers")
+        return fig
+    names = _samplers(table)
+    for sampler, dx in zip(names, _offsets(len(names), width=0.4), strict=True):
+        style = _style(sampler)
+        rows = table[table["sampler"] == sampler].sort_values(["s", "lam", "L"])
+        bounded = rows["bound"] == "lower"
+        numbers = rows[~bounded & (rows["tau_m"] > 0)]
+        for line in _lines_in_L(numbers):
+            if len(line) > 1:
+                ax.plot(line["L"] + dx, line["tau_m"], color=style["color"], lw=1)
+        trusted = numbers["reliable"].astype(bool)
+        series = ((numbers[trusted], "full", sampler),
+                  (numbers[~trusted], "none", f"{sampler} (unreliable)"))  # fmt: skip
+        for subset, fill, label in series:
+            if subset.empty:
+                continue
+            y, dy = subset["tau_m"], subset["tau_m_error"].fillna(0.0)
+            ax.errorbar(subset["L"] + dx, y, yerr=[np.minimum(dy, 0.9 * y), dy],
+                        linestyle="none", capsize=2, fillstyle=fill, label=label,
+                        **style)  # fmt: skip
+        if bounded.any():
+            ax.plot(rows.loc[bounded, "L"] + dx, rows.loc[bounded, "tau_m"], linestyle="none",
+                    marker=10, markersize=12, color=style["color"],
+                    label=f"{sampler}: no crossing, lower bound")  # fmt: skip
+    ax.set_xticks(sorted(table["L"].unique()))
+    ax.legend(fontsize="x-small", ncol=2)
+    return fig
+
+
+def magnetization_histograms(histograms: pd.DataFrame) -> Figure:
+    """The distribution of M/V, one panel per point, one step line per sampler.
+
+    Args:
+        histograms: results/tables/magnetization_histograms.csv (columns L, s, lam,
+            sampler, bin_low, bin_high, density).
+    Returns:
+        A grid of panels. Z2 makes every histogram symmetric about 0; a sampler stuck in
+        one vacuum shows one peak where the others show two.
+    """
+    points = _points(histograms)
+    count = max(len(points), 1)
+    cols = min(count, 3)
+    fig = Figure(figsize=(4.2 * cols, 3.5 * math.ceil(count / cols)), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(math.ceil(count / cols), cols)).ravel()
+    fig.suptitle("Distribution of the magnetization $M/V$")
+    if not points:
+        _note(axes[0], "no histograms")
+    for ax, (L, s, lam) in zip(axes, points, strict=False):
+        ax.set_title(point_label(L, s, lam), fontsize="small")
+        ax.set_xlabel("$M/V$")
+        ax.set_ylabel("density")
+        ax.grid(alpha=0.3)
+        here = histograms[(histograms["L"] == L) & np.isclose(histograms["s"], s)
+                          & np.isclose(histograms["lam"], lam)]  # fmt: skip
+        for sampler in _samplers(here):
+            rows = here[here["sampler"] == sampler].sort_values("bin_low")
+            edges = np.append(rows["bin_low"].to_numpy(), rows["bin_high"].iloc[-1])
+            ax.stairs(rows["density"].to_numpy(), edges, label=sampler, lw=1.3,
+                      color=_style(sampler)["color"])  # fmt: skip
+        ax.axvline(0.0, color="0.4", lw=0.8)
+        ax.legend(fontsize="x-small")
+    return fig
+
+
 def tau_int(observables: pd.DataFrame) -> Figure:
     """Integrated autocorrelation time of every observable, per point and sampler.
 
@@ -544,6 +630,13 @@ def _style(sampler: str) -> dict[str, str]:
     # A checksum, not hash(): str hashes change between interpreter runs.
     index = order.index(sampler) if sampler in order else len(order) + sum(map(ord, sampler))
     return {"color": f"C{index % 10}", "marker": _MARKERS[index % len(_MARKERS)]}
+
+
+def _lines_in_L(rows: pd.DataFrame) -> list[pd.DataFrame]:
+    """A sampler's rows as lines against L: one if each L occurs once, else one per (s, λ)."""
+    if rows["L"].is_unique:
+        return [rows.sort_values("L")]
+    return [line.sort_values("L") for _, line in rows.groupby(["s", "lam"], sort=True)]
 
 
 def _point_index(

@@ -10,6 +10,7 @@ import hashlib
 import json
 import logging
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from fieldflow import analysis, errors, io, lattice, quality, samplers, study
+from fieldflow import analysis, errors, io, lattice, quality, samplers, study, tunnelling
 from fieldflow.config import ConfigError
 from fieldflow.flows import ModelFileError, build_flow, load_model, save_model, transfer
 from fieldflow.lattice import Point
@@ -36,6 +37,11 @@ SAMPLER_COLUMNS = [
     "trajectory_length", "local_sweeps", "variant", "train_steps", "parameters",
     "discretisation_error", "seconds_per_update", "seconds_per_update_error",
 ]  # fmt: skip
+TUNNELLING_COLUMNS = [
+    "L", "s", "lam", "sampler", "n_chains", "n_draws", "threshold", "crossings",
+    "per_1000_updates", "per_second", "tunnel_updates", "bound",
+]  # fmt: skip
+HISTOGRAM_COLUMNS = ["L", "s", "lam", "sampler", "bin_low", "bin_high", "density"]
 
 
 def resolve_device(device: str) -> torch.device:
@@ -223,13 +229,18 @@ def observables_stage(
     S: float = 2.0,
     reweighted_path: str | Path | None = None,
     correlator_path: str | Path | None = None,
+    tunnelling_path: str | Path | None = None,
+    histogram_path: str | Path | None = None,
 ) -> None:
     """Γ-method estimates of every observable of one ensemble, as contract rows.
 
     Each row carries the verdict of :mod:`fieldflow.quality` (``reliable``, ``reason``),
     judged from this ensemble alone. Optionally also the self-normalised reweighting
     estimates from a flow ensemble's raw proposals (``reweighted_path``; header only for a
-    Markov chain) and C(t), m_eff(t) of the chain (``correlator_path``).
+    Markov chain), C(t), m_eff(t) of the chain (``correlator_path``), its crossings between
+    the vacua (``tunnelling_path``, one row of :data:`TUNNELLING_COLUMNS`) and the
+    distribution of M/V (``histogram_path``, :data:`HISTOGRAM_COLUMNS`), both from
+    :mod:`fieldflow.tunnelling`.
     """
     dataset = io.read_ensemble(ensemble_path)
     phi = io.load_array(dataset, "phi")
@@ -266,6 +277,9 @@ def observables_stage(
             raw = {name.removeprefix("proposal_"): io.load_array(dataset, name)
                    for name in dataset.data_vars if name.startswith("proposal_")}  # fmt: skip
             log_w = raw.pop("log_weight")
+            if "m" not in raw:
+                log.info("%s: raw proposals stored without M (older fieldflow): reweighted "
+                         "magnetization is NaN", ensemble_path)  # fmt: skip
             estimates = analysis.observables(raw, L, S, log_weights=log_w)
             effective_only = quality.chain_problems(log_w.size, effective=effective)
             reweighted = rows(estimates, log_w.size, effective_only)
@@ -273,6 +287,18 @@ def observables_stage(
     if correlator_path is not None:
         correlator = pd.DataFrame(analysis.correlator_rows(primaries["correlator"], S))
         outputs[correlator_path] = correlator.assign(**keys)[[*keys, *correlator.columns]]
+    if tunnelling_path is not None:
+        found = tunnelling.tunnelling(primaries["m"], attrs.get("seconds_per_update", np.nan))
+        outputs[tunnelling_path] = pd.DataFrame([{**keys, **found.row()}],
+                                                columns=TUNNELLING_COLUMNS)  # fmt: skip
+        log.info("%s: %d crossings of |M/V| > %.3g in %d updates", ensemble_path,
+                 found.crossings, found.threshold, found.updates)  # fmt: skip
+    if histogram_path is not None:
+        edges, density = tunnelling.histogram(primaries["m"])
+        outputs[histogram_path] = pd.DataFrame(
+            {**keys, "bin_low": edges[:-1], "bin_high": edges[1:], "density": density},
+            columns=HISTOGRAM_COLUMNS,
+        )
     for path, frame in outputs.items():
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         frame.to_csv(path, index=False)
@@ -321,12 +347,16 @@ def study_stage(
     reweighted_tables: list[str | Path],
     correlator_tables: list[str | Path],
     outputs: dict[str, str | Path],
+    tunnelling_tables: Sequence[str | Path] = (),
+    histogram_tables: Sequence[str | Path] = (),
 ) -> list[str]:
     """The study-level tables of :mod:`fieldflow.study`, from the gathered contract tables.
 
     ``outputs`` maps ``reweighting``, ``correlators``, ``agreement``, ``scaling``,
-    ``exponents`` and ``crossover`` to their CSV paths. Pulls beyond 4σ are logged as
-    warnings and returned.
+    ``exponents``, ``crossover``, ``tunnelling`` and ``magnetization_histograms`` to their
+    CSV paths; the last two gather the per-ensemble ``tunnelling_tables`` and
+    ``histogram_tables`` of :func:`observables_stage`. Pulls beyond 4σ (against a
+    reference, and of ⟨M⟩ against 0) are logged as warnings and returned.
     """
     observables = pd.read_csv(observables_path)
     sampler_table = pd.read_csv(samplers_path)
@@ -346,6 +376,7 @@ def study_stage(
     correlators = pd.concat([pd.read_csv(path) for path in correlator_tables], ignore_index=True)
     agreement = study.agreement(observables, kinds, reweighted)
     scaling = study.scaling(observables, sampler_table)
+    crossings = _gather(tunnelling_tables, TUNNELLING_COLUMNS)
     tables = {
         "reweighting": comparison,
         "correlators": correlators,
@@ -353,6 +384,8 @@ def study_stage(
         "scaling": scaling,
         "exponents": study.dynamic_exponents(scaling),
         "crossover": study.crossovers(scaling),
+        "tunnelling": study.tunnelling(crossings, observables, sampler_table),
+        "magnetization_histograms": _gather(histogram_tables, HISTOGRAM_COLUMNS),
     }
     for name, frame in tables.items():
         Path(outputs[name]).parent.mkdir(parents=True, exist_ok=True)
@@ -363,7 +396,16 @@ def study_stage(
     for r in tables["exponents"].itertuples():
         log.info("%s: tau_int(%s) ~ xi2^z, z = %.2f +- %.2f (chi2/dof %.2f, %d points)",
                  r.sampler, r.observable, r.z, r.z_error, r.chi2_dof, r.n_points)  # fmt: skip
-    return study.report_large_pulls(agreement)
+    for r in tables["tunnelling"][tables["tunnelling"]["bound"] == "lower"].itertuples():
+        log.info("%s at L=%d s=%g lam=%g: no crossing between the vacua; tau_int(M) > %.0f",
+                 r.sampler, r.L, r.s, r.lam, r.tau_m)  # fmt: skip
+    return study.report_large_pulls(agreement) + study.report_stuck(tables["tunnelling"])
+
+
+def _gather(paths: Sequence[str | Path], columns: list[str]) -> pd.DataFrame:
+    """The per-ensemble CSV files at ``paths`` as one table (``columns`` if there are none)."""
+    frames = [pd.read_csv(path) for path in paths]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
 
 
 def transfer_stage(runs: list[dict[str, Any]], table_path: str | Path) -> pd.DataFrame:
@@ -399,7 +441,7 @@ def transfer_stage(runs: list[dict[str, Any]], table_path: str | Path) -> pd.Dat
 def log_to(path: str | Path) -> None:
     """Send a job's logging, progress bars and tracebacks to its log file.
 
-    fieldflow's own errors then print one line, to the log and the terminal, instead of a
+    fieldflow's own errors then print one line to the log (shown by Snakemake) instead of a
     traceback (:mod:`fieldflow.errors`).
     """
     import sys

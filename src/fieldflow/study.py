@@ -1,4 +1,5 @@
-"""Study-level tables built from the per-ensemble ones: agreement, scaling, crossovers.
+"""Study-level tables built from the per-ensemble ones: agreement, scaling, crossovers,
+tunnelling.
 
 Flows and Markov chains are told apart by their ``kind`` (:mod:`fieldflow.samplers`).
 
@@ -17,6 +18,7 @@ import pandas as pd
 from fieldflow import analysis
 from fieldflow.errors import ResultFileError
 from fieldflow.lattice import gaussian_observables
+from fieldflow.tunnelling import tau_int_lower_bound
 
 log = logging.getLogger(__name__)
 
@@ -34,8 +36,13 @@ EXPONENT_COLUMNS = [
     "sampler", "observable", "z", "z_error", "amplitude", "chi2_dof", "n_points", "reliable",
 ]  # fmt: skip
 CROSSOVER_COLUMNS = [
-    "sampler", "baseline", "cost", "first_L", "largest_L", "reliable", "verdict", "ratio",
-    "ratio_error",
+    "sampler", "baseline", "cost", "first_L", "largest_L", "reliable", "verdict",
+]  # fmt: skip
+TUNNELLING_COLUMNS = [
+    "L", "s", "lam", "sampler", "kind", "crossings", "per_1000_updates", "per_second",
+    "tunnel_updates", "tau_m", "tau_m_error", "magnetization", "magnetization_error", "pull",
+    "seconds_per_independent_m", "seconds_per_independent_m_error", "bound", "cheapest",
+    "reliable",
 ]  # fmt: skip
 
 #: Number of independent samples over which a flow's training time is amortised.
@@ -257,10 +264,10 @@ def crossovers(table: pd.DataFrame, k: float = CROSSOVER_SIGMA) -> pd.DataFrame:
     - ``none`` if it is dearer at any of them: no crossover within this study;
     - ``undecided`` otherwise (an undecided point there, none dearer).
 
-    ``first_L`` is NaN unless the verdict is ``crossover``. ``ratio`` = m/b at the last
-    common point (largest L, then s and λ), ``ratio_error`` its error from the relative
-    errors in quadrature. ``reliable``: every cost compared comes from a reliable τ_int
-    (:mod:`fieldflow.quality`).
+    ``first_L`` is NaN unless the verdict is ``crossover``. The table holds decisions
+    only, no timed numbers (those are in the scaling table), so that two runs of one
+    study give the same file unless a decision changes. ``reliable``: every cost compared
+    comes from a reliable τ_int (:mod:`fieldflow.quality`).
     """
     rows = []
     flows, baselines = table[table["kind"] == "flow"], table[table["kind"] == "mcmc"]
@@ -282,12 +289,8 @@ def crossovers(table: pd.DataFrame, k: float = CROSSOVER_SIGMA) -> pd.DataFrame:
                 sigma = np.hypot(mine_error, theirs_error)
                 cheaper, dearer = theirs - mine > k * sigma, mine - theirs > k * sigma
                 verdict, first = _verdict(sizes, cheaper, dearer)
-                ratio = mine[-1] / theirs[-1]
-                relative = (_relative(mine_error[-1], mine[-1]),
-                            _relative(theirs_error[-1], theirs[-1]))  # fmt: skip
-                ratio_error = abs(ratio) * math.hypot(*relative)
                 rows.append([sampler, baseline, cost, first, float(sizes[-1]), trusted,
-                             verdict, ratio, ratio_error])  # fmt: skip
+                             verdict])  # fmt: skip
     return pd.DataFrame(rows, columns=CROSSOVER_COLUMNS)
 
 
@@ -302,6 +305,85 @@ def _verdict(sizes: np.ndarray, cheaper: np.ndarray, dearer: np.ndarray) -> tupl
     failing = sizes[~cheaper]
     first = sizes[sizes > failing.max()].min() if failing.size else sizes.min()
     return "crossover", float(first)
+
+
+def tunnelling(
+    crossings: pd.DataFrame, observables: pd.DataFrame, samplers: pd.DataFrame
+) -> pd.DataFrame:
+    """Tunnelling between the vacua and the cost of an independent sample of M, per point
+    and sampler, in the columns :data:`TUNNELLING_COLUMNS`.
+
+    Args:
+        crossings: the per-ensemble tunnelling rows (``crossings``, ``per_1000_updates``,
+            ``per_second``, ``tunnel_updates``, ``n_chains``, ``n_draws``, ``bound``) of
+            :mod:`fieldflow.tunnelling`.
+        observables: the observables table; its ``magnetization`` rows give ⟨M⟩/V, its
+            error, τ_int (``tau_m``) and ``reliable``.
+        samplers: the samplers table, for ``kind`` and the seconds per update.
+
+    ``pull`` = ⟨M⟩/V over its error (the exact value is 0). Where no crossing was seen
+    (``bound`` = ``lower``), ``tunnel_updates``, ``tau_m`` = nN/6 (its error NaN) and
+    ``seconds_per_independent_m`` are 95% lower bounds, not estimates: the Γ-method's τ_int
+    of a chain in one vacuum measures only the fluctuations inside it.
+    ``seconds_per_independent_m`` = t · 2 τ_m with t the seconds per update of
+    :func:`scaling` and the error from τ_m's and t's in quadrature. ``cheapest`` marks, per
+    point, the lowest ``seconds_per_independent_m`` among rows without a bound.
+    """
+    obs = observables[observables["observable"] == "magnetization"]
+    obs = obs.set_index([*_POINT, "sampler"])
+    timing = samplers.set_index([*_POINT, "sampler"])
+
+    def get(key: tuple, column: str) -> float:
+        return float(obs.loc[key, column]) if key in obs.index and column in obs else math.nan
+
+    rows = []
+    for r in crossings.itertuples(index=False):
+        key = (r.L, r.s, r.lam, r.sampler)
+        if key not in timing.index:
+            raise ResultFileError(f"sampler {r.sampler!r} at L={r.L} s={r.s:g} lam={r.lam:g} "
+                                  "has a tunnelling row but no row in samplers.csv")  # fmt: skip
+        sampler_row = timing.loc[[key]].reset_index().iloc[0]
+        bounded = r.bound == "lower"
+        if bounded:
+            tau, tau_error = tau_int_lower_bound(int(r.n_chains) * int(r.n_draws)), math.nan
+        else:
+            tau, tau_error = get(key, "tau_int"), get(key, "tau_int_error")
+        per_update, per_update_error = _seconds_per_sample(sampler_row)
+        cost = per_update * 2.0 * tau
+        cost_error = cost * math.hypot(_relative(tau_error, tau),
+                                       _relative(per_update_error, per_update))  # fmt: skip
+        value, error = get(key, "value"), get(key, "error")
+        rows.append({
+            "L": r.L, "s": r.s, "lam": r.lam, "sampler": r.sampler, "kind": sampler_row["kind"],
+            "crossings": r.crossings, "per_1000_updates": r.per_1000_updates,
+            "per_second": r.per_second, "tunnel_updates": r.tunnel_updates,
+            "tau_m": tau, "tau_m_error": tau_error,
+            "magnetization": value, "magnetization_error": error,
+            "pull": value / error if error > 0 else math.nan,
+            "seconds_per_independent_m": cost, "seconds_per_independent_m_error": cost_error,
+            "bound": "lower" if bounded else "", "cheapest": False,
+            "reliable": get(key, "reliable") == 1.0,
+        })  # fmt: skip
+    table = pd.DataFrame(rows, columns=TUNNELLING_COLUMNS)
+    table = table.sort_values([*_POINT, "sampler"], kind="stable", ignore_index=True)
+    candidates = table[(table["bound"] != "lower") & table["seconds_per_independent_m"].notna()]
+    if not candidates.empty:
+        best = candidates.groupby(_POINT)["seconds_per_independent_m"].idxmin()
+        table.loc[best.to_numpy(), "cheapest"] = True
+    return table
+
+
+def report_stuck(table: pd.DataFrame, limit: float = PULL_LIMIT) -> list[str]:
+    """Warn about every tunnelling row whose ⟨M⟩ is more than ``limit`` errors from 0."""
+    messages = []
+    for r in table[table["pull"].abs() > limit].itertuples(index=False):
+        messages.append(
+            f"{r.sampler} at L={r.L} s={r.s:g} lam={r.lam:g}: <M>/V = {r.magnetization:.4g} ± "
+            f"{r.magnetization_error:.2g}, pull {r.pull:+.1f} beyond ±{limit:g} with "
+            f"{r.crossings} crossings: stuck in one vacuum?"
+        )
+        log.warning(messages[-1])
+    return messages
 
 
 def report_large_pulls(table: pd.DataFrame) -> list[str]:

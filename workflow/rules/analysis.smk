@@ -8,6 +8,8 @@ rule observables:
         table="results/observables/{sampler}/{point}.csv",
         reweighted="results/observables/{sampler}/{point}.reweighted.csv",
         correlator="results/observables/{sampler}/{point}.correlator.csv",
+        tunnelling="results/observables/{sampler}/{point}.tunnelling.csv",
+        histogram="results/observables/{sampler}/{point}.histogram.csv",
     log:
         "logs/observables/{sampler}/{point}.log",
     params:
@@ -41,6 +43,8 @@ rule study:
         samplers="results/tables/samplers.csv",
         reweighted=expand("results/observables/{sampler}/{point}.reweighted.csv", sampler=SAMPLERS, point=POINTS),
         correlators=expand("results/observables/{sampler}/{point}.correlator.csv", sampler=SAMPLERS, point=POINTS),
+        tunnelling=expand("results/observables/{sampler}/{point}.tunnelling.csv", sampler=SAMPLERS, point=POINTS),
+        histograms=expand("results/observables/{sampler}/{point}.histogram.csv", sampler=SAMPLERS, point=POINTS),
     output:
         **STUDY_TABLES,
     log:

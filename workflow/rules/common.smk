@@ -12,10 +12,15 @@ FIGURE_NAMES = [
     "cost",
     "agreement",
     "correlators",
+    "tunnelling",
+    "magnetization_histograms",
 ]
 STUDY_TABLES = {
     name: f"results/tables/{name}.csv"
-    for name in ("reweighting", "correlators", "agreement", "scaling", "exponents", "crossover")
+    for name in (
+        "reweighting", "correlators", "agreement", "scaling", "exponents", "crossover",
+        "tunnelling", "magnetization_histograms",
+    )
 }
 
 # With transfer_baseline, every point with init_from is also trained from scratch.

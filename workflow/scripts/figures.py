@@ -29,7 +29,8 @@ logging.basicConfig(filename=snakemake.log[0], level=logging.INFO, force=True)
 observables = pd.read_csv(snakemake.input.observables)
 samplers = pd.read_csv(snakemake.input.samplers)
 study = {name: pd.read_csv(snakemake.input[name])
-         for name in ("scaling", "exponents", "crossover", "agreement", "correlators")}  # fmt: skip
+         for name in ("scaling", "exponents", "crossover", "agreement", "correlators",
+                      "tunnelling", "magnetization_histograms")}  # fmt: skip
 histories = {label(p): pd.read_csv(p) for p in snakemake.input.histories}
 # ESS against seconds of every family at the study's largest lattice.
 largest = max((Path(p).stem for p in snakemake.input.histories), default=None,
@@ -47,6 +48,8 @@ figures = {
     "cost": plots.cost_per_sample(study["scaling"], study["crossover"]),
     "agreement": plots.pulls(study["agreement"]),
     "correlators": plots.effective_masses(study["correlators"], observables),
+    "tunnelling": plots.tunnelling(study["tunnelling"]),
+    "magnetization_histograms": plots.magnetization_histograms(study["magnetization_histograms"]),
     "ess_vs_seconds": plots.ess_vs_seconds(
         {k: v for k, v in histories.items() if k.split()[1] == largest}, str(largest)
     ),

@@ -9,4 +9,6 @@ observables_stage(
     S=snakemake.params.S,
     reweighted_path=snakemake.output.reweighted,
     correlator_path=snakemake.output.correlator,
+    tunnelling_path=snakemake.output.tunnelling,
+    histogram_path=snakemake.output.histogram,
 )

@@ -1,4 +1,4 @@
-"""Snakemake script: agreement, scaling and correlator tables of the study (rule study)."""
+"""Snakemake script: agreement, scaling, tunnelling and correlator tables (rule study)."""
 
 from fieldflow.stages import log_to, study_stage
 
@@ -9,4 +9,6 @@ study_stage(
     reweighted_tables=list(snakemake.input.reweighted),
     correlator_tables=list(snakemake.input.correlators),
     outputs=dict(snakemake.output),
+    tunnelling_tables=list(snakemake.input.tunnelling),
+    histogram_tables=list(snakemake.input.histograms),
 )

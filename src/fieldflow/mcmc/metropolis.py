@@ -16,7 +16,7 @@ import torch
 
 from fieldflow.flows import Flow
 from fieldflow.lattice import Point, action
-from fieldflow.mcmc.timing import Stopwatch, UpdateTime
+from fieldflow.mcmc.timing import Stopwatch, UpdateTime, clock_for
 
 #: Proposals are drawn in at least this many timed batches (fewer only if n is smaller).
 MIN_TIMED_BATCHES = 8
@@ -68,7 +68,7 @@ def flow_proposals(
     """
     phis, log_qs, actions = [], [], []
     batch_size = max(1, min(batch_size, math.ceil(n / MIN_TIMED_BATCHES)))
-    watch = Stopwatch()
+    watch = Stopwatch(clock_for(next(flow.parameters()).device.type))
     for start in range(0, n, batch_size):
         size = min(batch_size, n - start)
         with watch.batch(size):
