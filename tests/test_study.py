@@ -10,6 +10,13 @@ import pytest
 from fieldflow import study
 from fieldflow.lattice import gaussian_observables
 
+
+@pytest.fixture(autouse=True)
+def no_timing_systematic(monkeypatch):
+    """Error formulas are checked on the batches' own spread; one test adds the floor."""
+    monkeypatch.setattr(study, "TIMING_SYSTEMATIC", 0.0)
+
+
 COLUMNS = "L,s,lam,sampler,observable,value,error,tau_int,tau_int_error,n_samples".split(",")
 
 
@@ -125,6 +132,15 @@ def test_scaling_uses_the_timed_seconds_per_update_and_propagates_its_error():
         3.6e-3 * math.hypot(0.01 / 0.6, 0.01)
     )
     assert set(table.reset_index().columns) == set(study.SCALING_COLUMNS)
+
+
+def test_timing_error_has_a_floor_for_what_differs_between_jobs(monkeypatch):
+    monkeypatch.setattr(study, "TIMING_SYSTEMATIC", 0.25)
+    hmc = study.scaling(*scaling_inputs()).set_index(["sampler", "L"]).loc[("hmc", 12)]
+    assert hmc["seconds_per_sample_error"] == pytest.approx(1e-3 * math.hypot(0.01, 0.25))
+    assert hmc["seconds_per_independent_error"] == pytest.approx(
+        8e-3 * math.hypot(0.05, 0.01, 0.25)
+    )
 
 
 def test_scaling_falls_back_to_the_job_time_whose_comparisons_stay_undecided():
