@@ -208,6 +208,17 @@ def test_crossover_verdict_looks_at_every_point_of_a_lattice_size():
     assert row["verdict"] == "none" and math.isnan(row["first_L"])
 
 
+def test_an_unreliable_cost_decides_nothing():
+    table = cost_table([1.0, 1.0, 1.0], [2.0, 3.0, 4.0])
+    unreliable = (table["sampler"] == "hmc") & (table["L"] == 12)
+    table.loc[unreliable, "reliable"] = False
+    assert set(study.crossovers(table)["verdict"]) == {"undecided"}
+    table = cost_table([1.0, 1.0, 1.0], [2.0, 3.0, 4.0])
+    table.loc[(table["sampler"] == "cnf") & (table["L"] == 6), "reliable"] = False
+    row = study.crossovers(table).iloc[0]
+    assert row["verdict"] == "crossover" and row["first_L"] == 8 and not row["reliable"]
+
+
 def test_crossover_table_holds_decisions_and_no_timed_numbers():
     assert study.CROSSOVER_COLUMNS == ["sampler", "baseline", "cost", "first_L", "largest_L",
                                        "reliable", "verdict"]  # fmt: skip

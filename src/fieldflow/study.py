@@ -266,7 +266,8 @@ def crossovers(table: pd.DataFrame, k: float = CROSSOVER_SIGMA) -> pd.DataFrame:
     training time) and the baseline's b ± δb, σ = sqrt(δm² + δb²), the flow is
 
     - *cheaper* if b − m > k σ, *dearer* if m − b > k σ, else *undecided* (also whenever
-      a cost or an error is NaN), with k = :data:`CROSSOVER_SIGMA`.
+      a cost or an error is NaN, and whenever either cost comes from an estimate marked
+      unreliable, whose error bar its chain cannot support), with k = :data:`CROSSOVER_SIGMA`.
 
     Over the points at the largest common L (``largest_L``), ``verdict`` is
 
@@ -294,6 +295,8 @@ def crossovers(table: pd.DataFrame, k: float = CROSSOVER_SIGMA) -> pd.DataFrame:
             mine_error = group.loc[common, "seconds_per_independent_error"].to_numpy()
             theirs = reference.loc[common, "seconds_per_independent"].to_numpy()
             theirs_error = reference.loc[common, "seconds_per_independent_error"].to_numpy()
+            both_reliable = (group.loc[common, "reliable"].astype(bool)
+                             & reference.loc[common, "reliable"].astype(bool))  # fmt: skip
             trusted = bool(group.loc[common, "reliable"].all()
                            and reference.loc[common, "reliable"].all())  # fmt: skip
             for cost in ("seconds_per_independent", *AMORTISATION):
@@ -301,7 +304,10 @@ def crossovers(table: pd.DataFrame, k: float = CROSSOVER_SIGMA) -> pd.DataFrame:
                 # The amortised training time is one wall-clock time: the timing floor.
                 training = mine - group.loc[common, "seconds_per_independent"].to_numpy()
                 sigma = np.hypot(np.hypot(mine_error, TIMING_SYSTEMATIC * training), theirs_error)
-                cheaper, dearer = theirs - mine > k * sigma, mine - theirs > k * sigma
+                # An unreliable cost cannot support a decision either way.
+                decidable = both_reliable.to_numpy()
+                cheaper = decidable & (theirs - mine > k * sigma)
+                dearer = decidable & (mine - theirs > k * sigma)
                 verdict, first = _verdict(sizes, cheaper, dearer)
                 rows.append([sampler, baseline, cost, first, float(sizes[-1]), trusted,
                              verdict])  # fmt: skip
