@@ -1,10 +1,13 @@
 """The continuous flow: symmetries, exact divergence, integrator order, transfer, training."""
 
+import math
+
 import pytest
 import torch
 
 from fieldflow.flows import build_flow
 from fieldflow.flows.cnf import EquivariantVectorField, build_cnf, transfer_cnf
+from fieldflow.flows.zeromode import ZeroModeSpline
 from fieldflow.lattice import Point, action
 from fieldflow.training import TrainConfig, train
 
@@ -49,6 +52,18 @@ def test_flow_is_equivariant(L, symmetry):
     assert torch.allclose(phi_g, g(phi), atol=1e-12)
     assert torch.allclose(log_det_g, log_det, atol=1e-12)
     assert not torch.allclose(phi, z, atol=1e-3)
+
+
+@pytest.mark.parametrize("L", [4, 5])
+@pytest.mark.parametrize("symmetry", SYMMETRIES)
+def test_flow_with_zero_mode_is_equivariant(L, symmetry):
+    g = SYMMETRIES[symmetry]
+    flow = random_flow(L, n_steps=6, zero_mode=True, zero_mode_bins=3, zero_mode_bound=2.0)
+    z = 1.5 * noise(L)
+    phi, log_det = flow.transform(z)
+    phi_g, log_det_g = flow.transform(g(z))
+    assert torch.allclose(phi_g, g(phi), atol=1e-12)
+    assert torch.allclose(log_det_g, log_det, atol=1e-12)
 
 
 def test_divergence_is_trace_of_autograd_jacobian():
@@ -126,8 +141,28 @@ def test_transfer_keeps_the_kernel_and_pads_it_with_zeros(L, L_new, radius):
         transfer_cnf(large, L)
 
 
+def test_transfer_with_zero_mode_moves_every_layer():
+    small = random_flow(4, zero_mode=True, zero_mode_bins=3, **SMALL, n_steps=40)
+    large = transfer_cnf(small, 8)
+    spline, ode = large.layers
+    assert isinstance(spline, ZeroModeSpline) and spline.L == 8
+    assert torch.equal(ode.field.coefficients, small.layers[1].field.coefficients)  # radius 1
+    assert spline.log_scale.item() == pytest.approx(small.layers[0].log_scale.item() + math.log(2))
+    z = noise(8)
+    phi, log_det = large.transform(z)
+    z_back, log_det_inv = large.inverse(phi)
+    assert torch.allclose(z_back, z, atol=1e-5) and torch.allclose(log_det_inv, -log_det, atol=1e-5)
+
+
+def test_is_identity():
+    flow = build_cnf(4, zero_mode=True)
+    assert flow.layers[1].is_identity()
+    assert not randomise(flow).layers[1].is_identity()
+
+
 def test_defaults_and_errors():
     assert build_flow("cnf", 8, {}).n_parameters() == 545
+    assert build_flow("cnf", 8, {"zero_mode": True}).n_parameters() == 545 + 3 * 8 + 2
     assert build_cnf(8, kernel_radius=1).n_parameters() == 6 * 6 * 3 + 5
     with pytest.raises(ValueError, match="solver"):
         build_cnf(4, solver="euler")
@@ -176,3 +211,14 @@ def test_training_treats_integration_error_as_divergence():
                          max_discretisation_error=1e-9, max_recoveries=1)  # fmt: skip
     with pytest.raises(TrainingDiverged, match="integration error"):
         train(flow, Point(4, -4.0, 8.0), config, seed=0, progress=False)
+
+
+def test_transfer_refuses_a_flow_without_the_configured_zero_mode():
+    from fieldflow.flows import transfer
+
+    plain, with_zero_mode = build_cnf(4, **SMALL), build_cnf(4, zero_mode=True, **SMALL)
+    with pytest.raises(ValueError, match="hyperparameters differ"):
+        transfer(plain, "cnf", 8, {**SMALL, "zero_mode": True})
+    with pytest.raises(ValueError, match="hyperparameters differ"):
+        transfer(with_zero_mode, "cnf", 8, SMALL)
+    assert transfer(with_zero_mode, "cnf", 8, {**SMALL, "zero_mode": True}).L == 8

@@ -125,3 +125,56 @@ def test_transfer_saving_times_both_runs_to_the_same_target():
     assert saving["final_ess_transfer"] == pytest.approx(2.0 / 3.0)
     never = transfer_saving(history([10, 20], [0.01, 0.02]), scratch)
     assert math.isnan(never["seconds_transfer"])
+
+
+BROKEN = Point(6, -4.0, 3.0)  # ordered phase: M/V near ±0.7
+
+
+def zero_mode_cnf():
+    torch.manual_seed(0)
+    return build_flow("cnf", BROKEN.L, {"n_features": 2, "n_time_basis": 2, "kernel_radius": 1,
+                                        "n_steps": 4, "zero_mode": True})  # fmt: skip
+
+
+def test_warm_up_finds_both_vacua_with_the_zero_mode_alone():
+    from fieldflow.training import warm_up
+
+    flow = zero_mode_cnf()
+    spline, ode = flow.layers
+    before = {k: v.clone() for k, v in spline.state_dict().items()}
+    config = TrainConfig(warmup_steps=300, lr=0.01)
+    assert warm_up(flow, BROKEN, config, torch.Generator().manual_seed(1)) == 300
+    assert ode.is_identity()  # the ODE's coefficients had no optimizer
+    assert any(not torch.equal(v, spline.state_dict()[k]) for k, v in before.items())
+    with torch.no_grad():
+        phi, _ = flow.sample(4096, generator=torch.Generator().manual_seed(2))
+    m = phi.mean(dim=(-2, -1))
+    assert (m.abs() > 0.4).float().mean() > 0.95  # two separated vacua ...
+    assert (m > 0).float().mean().item() == pytest.approx(0.5, abs=0.03)  # ... equally weighted
+
+
+def test_warm_up_only_while_the_ode_is_the_identity():
+    from fieldflow.training import warm_up
+
+    config, generator = TrainConfig(warmup_steps=5), torch.Generator().manual_seed(1)
+    assert warm_up(fresh(), POINT, config, generator) == 0  # no global layer
+    assert warm_up(build_flow("cnf", 4, {}), POINT, config, generator) == 0  # nor an ODE alone
+    assert warm_up(zero_mode_cnf(), BROKEN, TrainConfig(), generator) == 0  # none asked for
+    trained = zero_mode_cnf()
+    with torch.no_grad():
+        trained.layers[1].field.coefficients.fill_(0.01)  # as after a transfer
+    assert warm_up(trained, BROKEN, config, generator) == 0
+    with pytest.raises(ValueError, match="warmup_steps"):
+        TrainConfig(warmup_steps=-1)
+
+
+def test_train_warms_up_once_and_not_on_resume(tmp_path):
+    ckpt = tmp_path / "ckpt.pt"
+    first = TrainConfig(steps=2, ess_every=2, ess_samples=64, checkpoint_every=2, warmup_steps=20)
+    result = train(zero_mode_cnf(), BROKEN, first, seed=0, checkpoint=ckpt, fingerprint="a",
+                   progress=False)  # fmt: skip
+    assert result.warmup_steps == 20 and result.steps == 2
+    longer = TrainConfig(steps=4, ess_every=2, ess_samples=64, checkpoint_every=2, warmup_steps=20)
+    resumed = train(zero_mode_cnf(), BROKEN, longer, seed=0, checkpoint=ckpt, fingerprint="a",
+                    progress=False)  # fmt: skip
+    assert resumed.warmup_steps == 0 and resumed.steps == 4

@@ -56,18 +56,20 @@ def transfer(flow: Flow, family: str, L_new: int, hyperparameters: dict[str, Any
     """A flow for an L_new × L_new lattice initialised from one trained at a smaller L.
 
     Coupling flows' convolutions do not depend on L, so their parameters carry over as
-    they are (the masks are rebuilt for L_new); the cnf's kernel is padded with zeros.
+    they are (the masks are rebuilt for L_new); the cnf's kernel is padded with zeros and
+    its zero-mode spline, if any, keeps its magnetisation per site. The flow must have the
+    layers ``hyperparameters`` build (a ValueError names the parameters that differ).
     """
     if L_new < flow.L:
         raise ValueError(f"transfer goes to a larger lattice, got L={flow.L} -> {L_new}")
-    if family == "cnf":
-        return transfer_cnf(flow, L_new)
     ref = next(flow.parameters())
     target = build_flow(family, L_new, hyperparameters).to(dtype=ref.dtype, device=ref.device)
     parameters = dict(flow.named_parameters())
     missing = set(dict(target.named_parameters())) - set(parameters)
     if missing:
         raise ValueError(f"cannot transfer {family}: hyperparameters differ ({sorted(missing)})")
+    if family == "cnf":
+        return transfer_cnf(flow, L_new)
     target.load_state_dict({k: v.detach() for k, v in parameters.items()}, strict=False)
     return target
 

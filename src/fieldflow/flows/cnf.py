@@ -16,6 +16,12 @@ because only the y = x term of the convolution depends on φ_x.
 The ODE is integrated with fixed-step RK4 (or torchdiffeq's adaptive dopri5). The log-det is
 the integrated divergence, which equals log |det| of the discrete map only up to the
 integrator's error, O(h⁴) for RK4; likewise the inverse (integrating back from t = 1 to 0).
+
+With ``zero_mode`` the noise first passes an odd spline of its zero mode and a scale of its
+fluctuations (:class:`~fieldflow.flows.zeromode.ZeroModeSpline`), which puts the two vacua
+of the ordered phase into the flow in one step; the ODE then shapes the fluctuations about
+them. Without it the local vector field must build the bimodal magnetisation itself, and at
+s = −4, λ = 3 (L = 8) it learns a disordered field instead (ESS 10⁻⁴; docs/decisions.md).
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ from torch import Tensor, nn
 from torchdiffeq import odeint
 
 from fieldflow.flows.base import Bijection, Flow
+from fieldflow.flows.zeromode import ZeroModeSpline
 
 SOLVERS = ("rk4", "dopri5")
 
@@ -190,6 +197,28 @@ class ContinuousFlow(Bijection):
         )
         return phi_t[-1], log_det_t[-1]
 
+    def is_identity(self) -> bool:
+        """Whether v ≡ 0 (every kernel coefficient zero), as at initialisation."""
+        return not bool(self.field.coefficients.any())
+
+    def at(self, L_new: int) -> ContinuousFlow:
+        """The same flow on an L_new×L_new lattice (L_new ≥ L), its kernel padded with zeros.
+
+        Orbits are indexed so that those within a radius come first at every L, so the orbit
+        coefficients copy over unchanged and the orbits new at L_new start at zero: the
+        kernel keeps its value at every minimal-image displacement |d_x|, |d_y| ≤ ⌊L/2⌋.
+        """
+        if L_new < self.field.L:
+            raise ValueError(f"transfer goes to a larger lattice, got L={self.field.L} -> {L_new}")
+        ref = self.field.coefficients
+        f = self.field
+        field = EquivariantVectorField(L_new, f.n_features, f.kernel_radius, f.n_time_basis)
+        field = field.to(dtype=ref.dtype, device=ref.device)
+        with torch.no_grad():
+            field.coefficients[..., : ref.shape[-1]] = ref
+            field.frequencies.copy_(f.frequencies)
+        return ContinuousFlow(field, self.n_steps, self.solver, self.rtol, self.atol)
+
     def hyperparameters(self) -> dict[str, Any]:
         """The keyword arguments of :func:`build_cnf` that rebuild this flow at any L."""
         return {
@@ -212,32 +241,31 @@ def build_cnf(
     solver: str = "rk4",
     rtol: float = 1e-6,
     atol: float = 1e-8,
+    zero_mode: bool = False,
+    zero_mode_bins: int = 8,
+    zero_mode_bound: float = 5.0,
 ) -> Flow:
-    """One equivariant continuous flow; the identity at initialisation.
+    """One equivariant continuous flow, after a zero-mode spline if ``zero_mode``.
 
-    Parameters: n_features · n_time_basis · n_orbits + n_features − 1, with
-    n_orbits = (R+1)(R+2)/2, R = min(kernel_radius, ⌊L/2⌋); 545 at L = 8 with the defaults.
+    The identity at initialisation. Parameters: n_features · n_time_basis · n_orbits +
+    n_features − 1, with n_orbits = (R+1)(R+2)/2, R = min(kernel_radius, ⌊L/2⌋) (545 at
+    L = 8 with the defaults), plus 3 zero_mode_bins + 2 with ``zero_mode``.
     """
     if L < 2:
         raise ValueError(f"the lattice needs L >= 2, got L={L}")
     field = EquivariantVectorField(L, n_features, kernel_radius, n_time_basis)
-    return Flow(L, [ContinuousFlow(field, n_steps, solver, rtol, atol)])
+    layers: list[Bijection] = [ContinuousFlow(field, n_steps, solver, rtol, atol)]
+    if zero_mode:
+        layers.insert(0, ZeroModeSpline(L, zero_mode_bins, zero_mode_bound))
+    return Flow(L, layers)
 
 
 def transfer_cnf(flow: Flow, L_new: int) -> Flow:
-    """The same flow on a larger L_new×L_new lattice, its kernel padded with zeros.
+    """The same flow on a larger L_new×L_new lattice: every layer's ``at(L_new)``.
 
-    Orbits are indexed so that those within a radius come first at every L, so the orbit
-    coefficients copy over unchanged and the orbits new at L_new start at zero: the kernel
-    keeps its value at every minimal-image displacement |d_x|, |d_y| ≤ ⌊L/2⌋.
+    The ODE's kernel is padded with zeros (:meth:`ContinuousFlow.at`); a zero-mode spline
+    keeps its vacua at the same magnetisation per site (:meth:`ZeroModeSpline.at`).
     """
     if L_new < flow.L:
         raise ValueError(f"transfer goes to a larger lattice, got L={flow.L} -> {L_new}")
-    (layer,) = flow.layers
-    ref = layer.field.coefficients
-    new = build_cnf(L_new, **layer.hyperparameters()).to(dtype=ref.dtype, device=ref.device)
-    field = new.layers[0].field
-    with torch.no_grad():
-        field.coefficients[..., : ref.shape[-1]] = ref
-        field.frequencies.copy_(layer.field.frequencies)
-    return new
+    return Flow(L_new, [layer.at(L_new) for layer in flow.layers])
