@@ -7,6 +7,7 @@ import torch
 
 from fieldflow.flows import build_flow
 from fieldflow.flows.cnf import EquivariantVectorField, build_cnf, transfer_cnf
+from fieldflow.flows.sitewise import SiteSpline
 from fieldflow.flows.zeromode import ZeroModeSpline
 from fieldflow.lattice import Point, action
 from fieldflow.training import TrainConfig, train
@@ -56,9 +57,10 @@ def test_flow_is_equivariant(L, symmetry):
 
 @pytest.mark.parametrize("L", [4, 5])
 @pytest.mark.parametrize("symmetry", SYMMETRIES)
-def test_flow_with_zero_mode_is_equivariant(L, symmetry):
+def test_flow_with_zero_mode_and_site_spline_is_equivariant(L, symmetry):
     g = SYMMETRIES[symmetry]
-    flow = random_flow(L, n_steps=6, zero_mode=True, zero_mode_bins=3, zero_mode_bound=2.0)
+    flow = random_flow(L, n_steps=6, zero_mode=True, zero_mode_bins=3, zero_mode_bound=2.0,
+                       site_spline=True, site_spline_bins=3, site_spline_bound=1.5)  # fmt: skip
     z = 1.5 * noise(L)
     phi, log_det = flow.transform(z)
     phi_g, log_det_g = flow.transform(g(z))
@@ -141,11 +143,13 @@ def test_transfer_keeps_the_kernel_and_pads_it_with_zeros(L, L_new, radius):
         transfer_cnf(large, L)
 
 
-def test_transfer_with_zero_mode_moves_every_layer():
-    small = random_flow(4, zero_mode=True, zero_mode_bins=3, **SMALL, n_steps=40)
+def test_transfer_with_zero_mode_and_site_spline_moves_every_layer():
+    small = random_flow(4, zero_mode=True, zero_mode_bins=3, site_spline=True, **SMALL,
+                        n_steps=40)  # fmt: skip
     large = transfer_cnf(small, 8)
-    spline, ode = large.layers
+    spline, ode, site = large.layers
     assert isinstance(spline, ZeroModeSpline) and spline.L == 8
+    assert isinstance(site, SiteSpline) and torch.equal(site.widths, small.layers[2].widths)
     assert torch.equal(ode.field.coefficients, small.layers[1].field.coefficients)  # radius 1
     assert spline.log_scale.item() == pytest.approx(small.layers[0].log_scale.item() + math.log(2))
     z = noise(8)
@@ -163,6 +167,8 @@ def test_is_identity():
 def test_defaults_and_errors():
     assert build_flow("cnf", 8, {}).n_parameters() == 545
     assert build_flow("cnf", 8, {"zero_mode": True}).n_parameters() == 545 + 3 * 8 + 2
+    recipe = build_flow("cnf", 8, {"zero_mode": True, "site_spline": True, "kernel_radius": 1})
+    assert recipe.n_parameters() == 6 * 6 * 3 + 5 + (3 * 8 + 2) + 3 * 8
     assert build_cnf(8, kernel_radius=1).n_parameters() == 6 * 6 * 3 + 5
     with pytest.raises(ValueError, match="solver"):
         build_cnf(4, solver="euler")

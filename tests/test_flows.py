@@ -21,9 +21,11 @@ CASES = [
     ("nsf", {"n_layers": 2, "hidden_channels": [4, 4], "n_bins": 5, "z2_equivariant": True}),
     # RK4 is exact only to O(h⁴): enough steps that the loose cnf tolerances below hold.
     ("cnf", {"n_features": 3, "n_time_basis": 3, "kernel_radius": 1, "n_steps": 60}),
-    # The broken-phase recipe: a zero-mode spline first (bound 2: both of its regimes).
+    # The broken-phase recipe: a zero-mode spline first, a site spline last (bounds 2 and
+    # 1.5: both regimes of each).
     ("cnf", {"n_features": 3, "n_time_basis": 3, "kernel_radius": 1, "n_steps": 60,
-             "zero_mode": True, "zero_mode_bins": 3, "zero_mode_bound": 2.0}),
+             "zero_mode": True, "zero_mode_bins": 3, "zero_mode_bound": 2.0,
+             "site_spline": True, "site_spline_bins": 3, "site_spline_bound": 1.5}),
 ]  # fmt: skip
 #: The cnf is odd by construction, with or without its zero-mode spline.
 Z2_CASES = [c for c in CASES if c[1].get("z2_equivariant") or c[0] == "cnf"]

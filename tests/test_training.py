@@ -133,23 +133,25 @@ BROKEN = Point(6, -4.0, 3.0)  # ordered phase: M/V near ±0.7
 def zero_mode_cnf():
     torch.manual_seed(0)
     return build_flow("cnf", BROKEN.L, {"n_features": 2, "n_time_basis": 2, "kernel_radius": 1,
-                                        "n_steps": 4, "zero_mode": True})  # fmt: skip
+                                        "n_steps": 4, "zero_mode": True,
+                                        "site_spline": True})  # fmt: skip
 
 
-def test_warm_up_finds_both_vacua_with_the_zero_mode_alone():
+def test_warm_up_finds_both_vacua_with_the_global_layers_alone():
     from fieldflow.training import warm_up
 
     flow = zero_mode_cnf()
-    spline, ode = flow.layers
-    before = {k: v.clone() for k, v in spline.state_dict().items()}
+    zero_mode, ode, site = flow.layers
+    before = [{k: v.clone() for k, v in m.state_dict().items()} for m in (zero_mode, site)]
     config = TrainConfig(warmup_steps=300, lr=0.01)
     assert warm_up(flow, BROKEN, config, torch.Generator().manual_seed(1)) == 300
     assert ode.is_identity()  # the ODE's coefficients had no optimizer
-    assert any(not torch.equal(v, spline.state_dict()[k]) for k, v in before.items())
+    for module, state in zip((zero_mode, site), before, strict=True):
+        assert all(not torch.equal(v, module.state_dict()[k]) for k, v in state.items())
     with torch.no_grad():
         phi, _ = flow.sample(4096, generator=torch.Generator().manual_seed(2))
     m = phi.mean(dim=(-2, -1))
-    assert (m.abs() > 0.4).float().mean() > 0.95  # two separated vacua ...
+    assert (m.abs() > 0.4).float().mean() > 0.9  # two separated vacua ...
     assert (m > 0).float().mean().item() == pytest.approx(0.5, abs=0.03)  # ... equally weighted
 
 

@@ -21,7 +21,9 @@ With ``zero_mode`` the noise first passes an odd spline of its zero mode and a s
 fluctuations (:class:`~fieldflow.flows.zeromode.ZeroModeSpline`), which puts the two vacua
 of the ordered phase into the flow in one step; the ODE then shapes the fluctuations about
 them. Without it the local vector field must build the bimodal magnetisation itself, and at
-s = −4, λ = 3 (L = 8) it learns a disordered field instead (ESS 10⁻⁴; docs/decisions.md).
+s = −4, λ = 3 it learns a disordered field instead (ESS 0.006 at L = 8, 0.000 from L = 12;
+docs/decisions.md). With ``site_spline`` an odd spline of every site
+(:class:`~fieldflow.flows.sitewise.SiteSpline`) follows the ODE and reshapes the one-site law.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from torch import Tensor, nn
 from torchdiffeq import odeint
 
 from fieldflow.flows.base import Bijection, Flow
+from fieldflow.flows.sitewise import SiteSpline
 from fieldflow.flows.zeromode import ZeroModeSpline
 
 SOLVERS = ("rk4", "dopri5")
@@ -244,12 +247,17 @@ def build_cnf(
     zero_mode: bool = False,
     zero_mode_bins: int = 8,
     zero_mode_bound: float = 5.0,
+    site_spline: bool = False,
+    site_spline_bins: int = 8,
+    site_spline_bound: float = 3.0,
 ) -> Flow:
-    """One equivariant continuous flow, after a zero-mode spline if ``zero_mode``.
+    """One equivariant continuous flow, after a zero-mode spline if ``zero_mode`` and
+    before a spline of every site if ``site_spline``.
 
     The identity at initialisation. Parameters: n_features · n_time_basis · n_orbits +
     n_features − 1, with n_orbits = (R+1)(R+2)/2, R = min(kernel_radius, ⌊L/2⌋) (545 at
-    L = 8 with the defaults), plus 3 zero_mode_bins + 2 with ``zero_mode``.
+    L = 8 with the defaults), plus 3 zero_mode_bins + 2 with ``zero_mode`` and
+    3 site_spline_bins with ``site_spline``.
     """
     if L < 2:
         raise ValueError(f"the lattice needs L >= 2, got L={L}")
@@ -257,6 +265,8 @@ def build_cnf(
     layers: list[Bijection] = [ContinuousFlow(field, n_steps, solver, rtol, atol)]
     if zero_mode:
         layers.insert(0, ZeroModeSpline(L, zero_mode_bins, zero_mode_bound))
+    if site_spline:
+        layers.append(SiteSpline(site_spline_bins, site_spline_bound))
     return Flow(L, layers)
 
 
@@ -264,7 +274,8 @@ def transfer_cnf(flow: Flow, L_new: int) -> Flow:
     """The same flow on a larger L_new×L_new lattice: every layer's ``at(L_new)``.
 
     The ODE's kernel is padded with zeros (:meth:`ContinuousFlow.at`); a zero-mode spline
-    keeps its vacua at the same magnetisation per site (:meth:`ZeroModeSpline.at`).
+    keeps its vacua at the same magnetisation per site (:meth:`ZeroModeSpline.at`); a site
+    spline is copied.
     """
     if L_new < flow.L:
         raise ValueError(f"transfer goes to a larger lattice, got L={flow.L} -> {L_new}")

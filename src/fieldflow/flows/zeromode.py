@@ -13,19 +13,15 @@ sees one site and its neighbours, must coordinate every site to move the mean; t
 moves it in one step and makes the distribution of M bimodal, with the ordered phase's two
 vacua at M ≈ ±V v, while e^γ sets the width of the fluctuations about them.
 
-g is a rational-quadratic spline (Durkan et al. arXiv:1906.04032; the algebra of zuko's
-:class:`~zuko.transforms.MonotonicRQSTransform`) scaled from [−B_in, B_in] onto
-[−B_out, B_out] and linear beyond,
+g is an odd rational-quadratic spline (:func:`~fieldflow.flows.splines.odd_spline`, 2K bins)
+scaled from [−B_in, B_in] onto [−B_out, B_out] and linear beyond,
 
-    g(a) = B_out ρ(a / B_in),   ρ: [−1, 1] → [−1, 1],  ρ(x) = x for |x| > 1,
+    g(a) = B_out ρ(a / B_in),   ρ: [−1, 1] → [−1, 1],  ρ(x) = x for |x| > 1.
 
-with 2K bins. ρ is odd because its parameters are palindromes: reversing the order of the
-widths, heights and derivatives of a spline gives x ↦ −ρ(−x) (see :mod:`fieldflow.flows.nsf`),
-so K widths, K heights and K − 1 interior derivatives of the positive half, mirrored, and
-one derivative at a = 0 make ρ(−x) = −ρ(x). The output bound is B_out = B_in e^κ. In the
-ordered phase the vacua sit at a = ±√V v, so B_out/√V, a magnetisation per site, is what
-carries over to a larger lattice: :meth:`ZeroModeSpline.at` adds log(L_new/L) to κ. At
-initialisation every parameter is zero and the map is the identity.
+The output bound is B_out = B_in e^κ. In the ordered phase the vacua sit at a = ±√V v, so
+B_out/√V, a magnetisation per site, is what carries over to a larger lattice:
+:meth:`ZeroModeSpline.at` adds log(L_new/L) to κ. At initialisation every parameter is zero
+and the map is the identity.
 """
 
 from __future__ import annotations
@@ -37,6 +33,7 @@ from torch import Tensor, nn
 from zuko.transforms import MonotonicRQSTransform
 
 from fieldflow.flows.base import Bijection
+from fieldflow.flows.splines import odd_spline
 
 
 class ZeroModeSpline(Bijection):
@@ -68,13 +65,8 @@ class ZeroModeSpline(Bijection):
         self.log_width = nn.Parameter(torch.zeros(()))
 
     def spline(self) -> MonotonicRQSTransform:
-        """ρ on [−1, 1]: the positive half's logits mirrored into palindromes."""
-        w, h = self.widths, self.heights
-        d_half, d_zero = self.derivatives[:-1], self.derivatives[-1:]
-        widths = torch.cat([w.flip(0), w])
-        heights = torch.cat([h.flip(0), h])
-        derivatives = torch.cat([d_half.flip(0), d_zero, d_half])
-        return MonotonicRQSTransform(widths, heights, derivatives, bound=1.0)
+        """ρ on [−1, 1]."""
+        return odd_spline(self.widths, self.heights, self.derivatives, 1.0)
 
     def _map(self, phi: Tensor, inverse: bool) -> tuple[Tensor, Tensor]:
         sqrt_v = float(self.L)
