@@ -1,5 +1,7 @@
 """The quality gate: an estimate its own chain cannot support is flagged, with the reason."""
 
+import math
+
 import numpy as np
 import pandas as pd
 import torch
@@ -7,7 +9,11 @@ import torch
 from fieldflow import quality
 from fieldflow.analysis import Estimate
 from fieldflow.flows import build_flow, save_model
+from fieldflow.flows.base import Bijection, Flow
+from fieldflow.lattice import Point
+from fieldflow.mcmc.metropolis import flow_proposals, independence_metropolis
 from fieldflow.stages import observables_stage, sample_flow_stage
+from fieldflow.training import TrainConfig, train
 
 
 def test_judge_applies_wolffs_rule_of_thumb():
@@ -38,6 +44,12 @@ def test_chain_problems():
     assert "ESS·N" in quality.chain_problems(4000, effective=float("nan"))[0]
     stuck = np.abs(both_signs)
     assert quality.chain_problems(4000, magnetization=stuck) == ["M never changed sign"]
+    # Each chain in its own vacuum, half of them in each: <sign M> = 0 exactly, and yet
+    # no chain ever crossed (HMC at L = 24 in the broken phase).
+    split = stuck * np.array([1.0, -1.0, 1.0, -1.0])[:, None]
+    assert quality.chain_problems(4000, magnetization=split) == [
+        "M never changed sign within any of the 4 chains"
+    ]
     # Visits both signs, but one far more often than symmetry allows.
     lopsided = np.where(rng.random((4, 1000)) < 0.9, 1.0, -1.0)
     (problem,) = quality.chain_problems(4000, magnetization=lopsided)
@@ -63,3 +75,52 @@ def test_a_flow_that_cannot_move_is_flagged_without_any_reference(tmp_path):
         assert rows["reason"].str.contains("effective proposals").all()
     chain = pd.read_csv(tmp_path / "o.csv")
     assert chain["reason"].str.contains("accepted moves").all()
+
+
+BROKEN = {"L": 6, "s": -4.0, "lam": 3.0}  # ordered phase: M/V near ±0.7
+
+
+def test_an_odd_flow_visits_both_vacua_and_gives_zero_magnetization(tmp_path):
+    """Issue 11: a Z2-equivariant flow (the cnf's broken-phase layers) proposes both vacua
+    equally, so its chain tunnels at every few proposals and ⟨M⟩ = 0 within errors."""
+    torch.manual_seed(0)
+    hyper = {"n_features": 2, "n_time_basis": 2, "kernel_radius": 1, "n_steps": 4,
+             "zero_mode": True, "site_spline": True}  # fmt: skip
+    flow = build_flow("cnf", 6, hyper)
+    train(flow, Point(**BROKEN), TrainConfig(steps=20, warmup_steps=300, lr=0.01, ess_every=20,
+          ess_samples=256), seed=1, progress=False)  # fmt: skip
+    save_model(tmp_path / "m.pt", flow, "cnf", hyper, train_seconds=1.0, train_steps=20)
+    sampling = {"n_chains": 2, "n_samples": 2048, "burn_in": 0, "batch_size": 1024,
+                "precision": "float64"}  # fmt: skip
+    sample_flow_stage(tmp_path / "m.pt", BROKEN, sampling, "cpu", 1, tmp_path / "e.zarr", "cnf")
+    observables_stage(tmp_path / "e.zarr", tmp_path / "o.csv", tunnelling_path=tmp_path / "t.csv")
+    rows = pd.read_csv(tmp_path / "o.csv").set_index("observable")
+    assert rows["reliable"].all(), rows
+    m, abs_m = rows.loc["magnetization"], rows.loc["abs_magnetization"]
+    assert abs_m["value"] > 0.6  # ordered: |M|/V near v ...
+    assert abs(m["value"]) < 4 * m["error"] < 0.2  # ... and the signed M averages to 0
+    assert m["tau_int"] < 4
+    (tunnels,) = pd.read_csv(tmp_path / "t.csv").itertuples()
+    assert tunnels.crossings > 500 and pd.isna(tunnels.bound)
+
+
+def test_a_flow_collapsed_onto_one_vacuum_is_flagged():
+    """Mode collapse, as a non-equivariant flow trained by reverse KL shows it: proposals
+    from one vacuum only. Its chain is exact within that vacuum, and the sign test says so."""
+
+    class OneVacuum(Bijection):  # φ = v + 0.3 z: the vacuum at +v, nothing of −v
+        def __init__(self):
+            super().__init__()
+            self.v = torch.nn.Parameter(torch.tensor(0.7))
+
+        def forward(self, z):
+            return self.v + 0.3 * z, torch.full(z.shape[:1], z[0].numel() * math.log(0.3))
+
+        def inverse(self, phi):
+            return (phi - self.v) / 0.3, torch.full(phi.shape[:1], -phi[0].numel() * math.log(0.3))
+
+    flow = Flow(6, [OneVacuum()]).double()
+    proposals = flow_proposals(flow, Point(**BROKEN), 2048, 1024, torch.Generator().manual_seed(0))
+    chain = independence_metropolis(proposals.log_weight[None], np.random.default_rng(0))
+    m = proposals.phi.sum(axis=(-2, -1))[chain.index]
+    assert "M never changed sign" in quality.chain_problems(2048, magnetization=m)

@@ -494,8 +494,10 @@ def magnetization_histograms(histograms: pd.DataFrame) -> Figure:
         histograms: results/tables/magnetization_histograms.csv (columns L, s, lam,
             sampler, bin_low, bin_high, density).
     Returns:
-        A grid of panels. Z2 makes every histogram symmetric about 0; a sampler stuck in
-        one vacuum shows one peak where the others show two.
+        A grid of panels. Z2 makes every histogram symmetric about 0; a sampler whose
+        chains all stuck in one vacuum shows one peak where the others show two. Chains
+        stuck in different vacua still draw two peaks between them: their weights are
+        then off by chance, and tunnelling.csv, not this figure, tells them apart.
     """
     points = _points(histograms)
     count = max(len(points), 1)
@@ -519,6 +521,8 @@ def magnetization_histograms(histograms: pd.DataFrame) -> Figure:
                       color=_style(sampler)["color"])  # fmt: skip
         ax.axvline(0.0, color="0.4", lw=0.8)
         ax.legend(fontsize="x-small")
+    for ax in axes[max(len(points), 1) :]:
+        ax.set_visible(False)
     return fig
 
 

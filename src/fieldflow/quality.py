@@ -13,7 +13,9 @@ Criteria (each failed one is a reason):
 - a flow's raw proposals hold at least :data:`MIN_EFFECTIVE` effective samples, ESS·N;
 - the magnetization visited both signs: φ → −φ makes ⟨sign M⟩ = 0 exactly at any finite
   volume, so a chain whose ⟨sign M⟩ is more than :data:`MAX_SIGN_PULL` errors from 0 (or
-  that never changed sign) has not sampled both halves of the distribution.
+  that never changed sign) has not sampled both halves of the distribution. Chains that
+  each stay in one vacuum, some in each, can average ⟨sign M⟩ to about 0; they are caught
+  separately: no chain ever changed sign.
 """
 
 from __future__ import annotations
@@ -59,8 +61,13 @@ def chain_problems(
     if effective is not None and not effective >= MIN_EFFECTIVE:
         problems.append(f"ESS·N = {effective:.3g} effective proposals (< {MIN_EFFECTIVE:g})")
     if magnetization is not None:
-        sign = gamma_estimate(np.sign(np.asarray(magnetization, dtype=np.float64)))
-        if not sign.error > 0:
+        signs = np.sign(np.asarray(magnetization, dtype=np.float64))
+        sign = gamma_estimate(signs)
+        if (signs == signs[:, :1]).all() and np.unique(signs[:, 0]).size > 1:
+            # Chains stuck in different vacua: ⟨sign M⟩ may come out near 0, but no chain
+            # ever sampled a crossing, so nothing the chains measure about it is supported.
+            problems.append(f"M never changed sign within any of the {len(signs)} chains")
+        elif not sign.error > 0:
             problems.append("M never changed sign")
         elif abs(sign.value) > MAX_SIGN_PULL * sign.error:
             problems.append(f"<sign M> = {sign.value:.3g} ± {sign.error:.2g}, not 0: stuck in "
