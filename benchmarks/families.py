@@ -2,11 +2,17 @@
 
     python benchmarks/families.py                      # 240 s per run, all families
     python benchmarks/families.py --seconds 60 --families cnf --points E1
+    python benchmarks/families.py --steps 600 --families cnf --points E4 \
+        --training kinetic_weight=0.1 estimator=path
 
 Prints, per (family, point): optimiser steps, seconds per step, ESS per sample on 4096
-fresh proposals, independence-Metropolis acceptance over 4096 proposals, parameters, and
-sampling throughput (configurations per second, batches of 1024, float32). Runs on a CUDA
-GPU when torch sees one, else on the CPU with --threads threads. Not a test: numbers only.
+fresh proposals, independence-Metropolis acceptance over 4096 proposals, parameters,
+sampling throughput (configurations per second, batches of 1024, float32), recoveries,
+refinements of the ODE, the state training returned (``TrainResult.final_state``) and
+|Δ log q| against a twice-finer integration on 256 samples. The budget is --seconds of
+wall-clock time, or --steps optimiser steps; --training overrides the family's training
+settings. Runs on a CUDA GPU when torch sees one, else on the CPU with --threads threads.
+Not a test: numbers only.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import yaml
 
 from fieldflow import config
 from fieldflow.analysis import ess
@@ -51,11 +58,12 @@ def settings(family: str) -> tuple[dict, dict]:
     return config.flow_settings(study, family)
 
 
-def run(family: str, point: Point, seconds: float, seed: int, device: torch.device) -> dict:
+def run(family: str, point: Point, budget: dict, seed: int, device: torch.device) -> dict:
+    """Train one flow for ``budget`` (training settings over the family's) and measure it."""
     torch.manual_seed(seed)
     hyperparameters, training = settings(family)
     flow = build_flow(family, point.L, hyperparameters).to(device)
-    budget = {**training, "steps": None, "max_seconds": seconds, "ess_every": 10**9}
+    budget = {**training, "ess_every": 10**9, **budget}
     result = train(flow, point, config_from_dict(budget), seed, progress=False)
     rate = throughput(flow.eval())
     flow64 = flow.double()
@@ -73,12 +81,28 @@ def run(family: str, point: Point, seconds: float, seed: int, device: torch.devi
         "parameters": flow.n_parameters(),
         "configs_per_s": rate,
         "recoveries": result.recoveries,
+        "refinements": result.refinements,
+        "final_state": result.final_state,
+        "error": flow64.discretisation_error(256, generator),
     }
+
+
+def overrides(pairs: list[str]) -> dict:
+    """Training settings from KEY=VALUE pairs, each value read as YAML (0.1, null, path)."""
+    parsed = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise SystemExit(f"--training takes KEY=VALUE pairs, got {pair!r}")
+        parsed[key] = yaml.safe_load(value)
+    return parsed
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=240.0)
+    parser.add_argument("--steps", type=int, default=None, help="a step budget instead")
+    parser.add_argument("--training", nargs="*", default=[], metavar="KEY=VALUE")
     parser.add_argument("--families", nargs="+", default=sorted(FAMILIES))
     parser.add_argument("--points", nargs="+", default=list(POINTS), choices=list(POINTS))
     parser.add_argument("--threads", type=int, default=1)
@@ -87,16 +111,25 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     name = torch.cuda.get_device_name() if device.type == "cuda" else f"CPU, {args.threads} thr"
-    print(f"# device: {name}; budget {args.seconds:g} s per run; torch {torch.__version__}")
-    header = "family   point  L   steps  s/step   ESS     accept  params  configs/s  recov"
+    if args.steps is None:
+        budget = {"steps": None, "max_seconds": args.seconds}
+    else:
+        budget = {"steps": args.steps, "max_seconds": None}
+    budget.update(overrides(args.training))
+    per_run = f"{args.seconds:g} s" if args.steps is None else f"{args.steps} steps"
+    print(f"# device: {name}; budget {per_run} per run; torch {torch.__version__}; "
+          f"training {overrides(args.training) or 'as configured'}")  # fmt: skip
+    header = ("family   point  L   steps  s/step   ESS     accept  params  configs/s  recov "
+              "refine final    dlogq")  # fmt: skip
     print(header)
     for point in args.points:
         for family in args.families:
-            r = run(family, POINTS[point], args.seconds, args.seed, device)
+            r = run(family, POINTS[point], budget, args.seed, device)
             print(
                 f"{r['family']:<8} {r['point']:<6} {r['L']:<3} {r['steps']:>6} "
                 f"{r['s_per_step']:>7.4f} {r['ess']:>7.3f} {r['acceptance']:>7.3f} "
-                f"{r['parameters']:>7} {r['configs_per_s']:>10.0f} {r['recoveries']:>5}",
+                f"{r['parameters']:>7} {r['configs_per_s']:>10.0f} {r['recoveries']:>5} "
+                f"{r['refinements']:>6} {r['final_state']:<8} {r['error']:>6.3f}",
                 flush=True,
             )
 

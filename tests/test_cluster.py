@@ -285,7 +285,7 @@ def test_result_layout_tuning_and_stored_action():
     assert set(result.per_draw) == {"action", "cluster_fraction"}
     assert all(v.shape == (8, 50) and v.dtype == np.float64 for v in result.per_draw.values())
     assert 0.4 < result.acceptance < 0.6
-    assert set(result.info) == {"step_size", "local_sweeps", "variant", "overrelax",
+    assert set(result.info) == {"step_size", "local_sweeps", "variant", "overrelax", "thin",
                                 "seconds_per_update", "seconds_per_update_error"}  # fmt: skip
     assert result.info["step_size"] > 0 and result.info["variant"] == "sw"
     # Timed per kept update of one chain; values vary from run to run, so only their kind.
@@ -297,6 +297,16 @@ def test_result_layout_tuning_and_stored_action():
     assert result.per_draw["cluster_fraction"].mean() == pytest.approx(0.5, abs=0.08)
     recomputed = global_action(result.phi[:, -1], POINT.s, POINT.lam)
     assert np.allclose(recomputed, result.per_draw["action"][:, -1], rtol=1e-5)
+
+
+def test_thin_keeps_every_thin_th_update():
+    thinned = cluster.run(POINT, settings(n_updates=5, thin=4), seed=5, progress=False)
+    every = cluster.run(POINT, settings(n_updates=20), seed=5, progress=False)
+    assert thinned.phi.shape[1] == 5 and thinned.info["thin"] == 4
+    np.testing.assert_array_equal(thinned.phi, every.phi[:, 3::4])
+    for name in ("action", "cluster_fraction"):
+        np.testing.assert_array_equal(thinned.per_draw[name], every.per_draw[name][:, 3::4])
+    assert thinned.acceptance == pytest.approx(every.acceptance, rel=1e-12)  # all updates
 
 
 def test_same_seed_same_chain():
@@ -329,6 +339,8 @@ def test_same_seed_same_chain():
         (POINT, {"n_chains": 0}, "n_chains"),
         (POINT, {"n_chains": 2.5}, "n_chains"),
         (POINT, {"target_acceptance": 1.5}, "target_acceptance"),
+        (POINT, {"thin": 0}, "thin"),
+        (POINT, {"thin": 1.5}, "thin"),
     ],
 )
 def test_bad_settings_are_refused(point, overrides, message):

@@ -197,26 +197,98 @@ def test_discretisation_error_flags_a_stiff_field():
     from fieldflow.flows import build_flow
 
     assert build_flow("realnvp", 4, {"n_layers": 2}).discretisation_error(8) == 0.0
-    torch.manual_seed(0)
-    flow = build_cnf(4, n_steps=2).double()
-    with torch.no_grad():
-        flow.layers[0].field.coefficients.normal_(0.0, 0.3)  # stiff for 2 RK4 steps
+    flow = stiff_flow()
     coarse = flow.discretisation_error(32, torch.Generator().manual_seed(1))
     flow.layers[0].n_steps = 64
     fine = flow.discretisation_error(32, torch.Generator().manual_seed(1))
     assert coarse > 0.2 and fine < 1e-3 * coarse
 
 
-def test_training_treats_integration_error_as_divergence():
+def test_training_treats_integration_error_as_divergence_once_refinements_are_spent():
     from fieldflow.lattice import Point
     from fieldflow.training import TrainConfig, TrainingDiverged, train
 
     torch.manual_seed(0)
     flow = build_cnf(4, n_features=2, n_time_basis=2, n_steps=4)
     config = TrainConfig(steps=6, ess_every=2, ess_samples=16, batch_size=8, lr=0.05,
-                         max_discretisation_error=1e-9, max_recoveries=1)  # fmt: skip
-    with pytest.raises(TrainingDiverged, match="integration error"):
+                         max_discretisation_error=1e-9, max_recoveries=1,
+                         max_refinements=1)  # fmt: skip
+    with pytest.raises(TrainingDiverged, match="integration error .* 1 refinements"):
         train(flow, Point(4, -4.0, 8.0), config, seed=0, progress=False)
+    assert flow.layers[0].n_steps == 8
+
+
+def stiff_flow(n_steps=2):
+    torch.manual_seed(0)
+    flow = build_cnf(4, n_steps=n_steps).double()
+    with torch.no_grad():
+        flow.layers[0].field.coefficients.normal_(0.0, 0.3)  # stiff for 2 RK4 steps
+    return flow
+
+
+def test_refine_doubles_n_steps_and_the_check_then_passes():
+    from fieldflow.guard import Guard
+
+    flow = stiff_flow()
+    ode = flow.layers[0]
+    assert flow.discretisation_error(64, torch.Generator().manual_seed(1)) > 0.2
+    guard = Guard(flow, Point(4, -4.0, 8.0), 0.2, 5, 64, torch.Generator().manual_seed(1))
+    assert guard.measure(step=7) is not None
+    assert ode.n_steps == 2 * 2**guard.refinements and guard.refinements >= 1
+    assert guard.error <= 0.2 and guard.best.step == 7
+    assert ode.integration == {"n_steps": ode.n_steps, "rtol": 1e-6, "atol": 1e-8}
+    dopri = build_cnf(4, solver="dopri5").layers[0]
+    dopri.refine()
+    assert dopri.n_steps == 20 and (dopri.rtol, dopri.atol) == pytest.approx((1e-8, 1e-10))
+
+
+def test_model_file_with_the_override_rebuilds_the_refined_flow(tmp_path):
+    from fieldflow.flows import load_model, save_model
+
+    flow = stiff_flow().float()
+    flow.layers[0].refine()
+    flow.layers[0].refine()
+    override = flow.layers[0].integration
+    save_model(tmp_path / "m.pt", flow, "cnf", {"n_steps": 2, **override})
+    loaded, _ = load_model(tmp_path / "m.pt")
+    assert loaded.layers[0].n_steps == 8
+    z = noise(4).float()
+    assert torch.equal(loaded.transform(z)[1], flow.transform(z)[1])
+
+
+def test_kinetic_energy_of_a_linear_field_is_known():
+    # n_features 1, one time mode, radius 0: v = c φ, so φ_t = e^{ct} z and
+    # ∫₀¹ ‖v‖² dt = c² ‖z‖² (e^{2c} − 1) / (2c).
+    c = 0.7
+    for solver, n_steps in (("rk4", 40), ("dopri5", 1)):
+        flow = build_cnf(4, n_features=1, n_time_basis=1, kernel_radius=0, n_steps=n_steps,
+                         solver=solver, rtol=1e-10, atol=1e-12).double()  # fmt: skip
+        with torch.no_grad():
+            flow.layers[0].field.coefficients.fill_(c)
+        z = noise(4)
+        phi, log_det, energy = flow.layers[0].forward_with_kinetic(z)
+        norm = z.square().sum(dim=(-2, -1))
+        exact = c**2 * norm * math.expm1(2 * c) / (2 * c) / 16
+        assert torch.allclose(energy, exact, rtol=1e-7), solver
+        assert torch.allclose(phi, z * math.exp(c), rtol=1e-7)
+        assert torch.allclose(log_det, torch.full_like(log_det, 16 * c), rtol=1e-7)
+        # RK4's φ and log det do not depend on K; dopri5's steps do (K enters its error).
+        plain, tolerance = flow.layers[0](z), 0.0 if solver == "rk4" else 1e-7
+        assert torch.allclose(plain[0], phi, rtol=tolerance, atol=0.0)
+        assert torch.allclose(plain[1], log_det, rtol=tolerance, atol=0.0)
+
+
+def test_kinetic_energy_is_positive_and_its_gradient_reaches_the_field():
+    flow = random_flow(4, n_steps=4, **SMALL)
+    phi, log_q, energy = flow.sample_with_kinetic(8, torch.Generator().manual_seed(3))
+    plain_phi, plain_log_q = flow.sample(8, torch.Generator().manual_seed(3))
+    assert torch.equal(phi, plain_phi) and torch.equal(log_q, plain_log_q)
+    assert energy.shape == (8,) and (energy > 0).all()
+    energy.mean().backward()
+    field = flow.layers[0].field
+    assert field.coefficients.grad.abs().sum() > 0 and field.frequencies.grad.abs().sum() > 0
+    identity = build_cnf(4, zero_mode=True, **SMALL).double()
+    assert torch.equal(identity.sample_with_kinetic(4)[2], torch.zeros(4, dtype=torch.float64))
 
 
 def test_transfer_refuses_a_flow_without_the_configured_zero_mode():

@@ -11,6 +11,7 @@ from fieldflow.config import (
     job_seed,
     load,
     points,
+    sampling_memory,
     validate,
 )
 
@@ -151,9 +152,10 @@ def test_hopping_points(schema):
 
 
 def test_shipped_configs_are_valid(root, schema):
-    for name in ("config.yaml", "smoke.yaml", "transfer.yaml", "scaling.yaml", "paper.yaml"):
-        config = load(root / "config" / name, schema)
-        assert points(config)
+    shipped = sorted((root / "config").glob("*.yaml"))
+    assert {"config.yaml", "smoke.yaml", "broken.yaml"} <= {path.name for path in shipped}
+    for path in shipped:
+        assert points(load(path, schema)), path.name
 
 
 def test_unreadable_config_file(tmp_path, schema):
@@ -191,6 +193,23 @@ def test_family_training_overrides(schema):
         check({**GOOD, "flows": ["cnf"], "cnf": {"training": {"lrr": 0.01}}}, schema)
 
 
+def test_training_guard_and_regulariser_keys(schema):
+    from fieldflow.config import flow_settings
+
+    config = check({**GOOD, "flows": ["realnvp", "cnf"],
+                    "cnf": {"training": {"kinetic_weight": 0.1}}}, schema)  # fmt: skip
+    training = flow_settings(config, "cnf")[1]
+    assert training["kinetic_weight"] == 0.1 and training["estimator"] == "plain"
+    assert training["max_refinements"] == 2
+    assert flow_settings(config, "realnvp")[1]["kinetic_weight"] == 0
+    with pytest.raises(ConfigError, match=r"'realnvp.training.kinetic_weight': realnvp integrates"):
+        check({**GOOD, "flows": ["realnvp", "cnf"], "training": {"kinetic_weight": 0.1}}, schema)
+    with pytest.raises(ConfigError, match="'cnf.training.estimator'"):
+        check({**GOOD, "flows": ["cnf"], "cnf": {"training": {"estimator": "score"}}}, schema)
+    with pytest.raises(ConfigError, match="'training.max_refinements'"):
+        check({**GOOD, "training": {"max_refinements": -1}}, schema)
+
+
 def test_init_from(schema):
     from fieldflow.config import init_sources
 
@@ -207,13 +226,20 @@ def test_init_from(schema):
 def test_a_lattice_too_large_for_the_memory_is_refused_with_the_estimate(schema, tmp_path):
     config = check({"points": [{"L": 8, "s": -4.0, "lam": 6.0}, {"L": 128, "s": -4.0,
                                 "lam": 4.4}], "flows": [], "mcmc": ["hmc"]}, schema)  # fmt: skip
-    config["memory_limit_gb"] = 1.0
+    config["memory_limit_gb"] = 0.1
+    # Streamed: 64 chains x (one chunk of 16 draws + the current state), not 128,000 draws.
     with pytest.raises(ConfigError, match=r"'points\[1\].L': hmc at L=128 would hold about "
-                       r"25.2 GB \(128,000 configurations of 128x128\), more than "
-                       r"memory_limit_gb \(1.0 GB\)"):  # fmt: skip
+                       r"0.4 GB \(1,088 configurations of 128x128 and the scalars of every "
+                       r"draw\), more than memory_limit_gb \(0.1 GB\)"):  # fmt: skip
         check_resources(config, tmp_path / "results")
-    config["memory_limit_gb"] = 30.0
+    config["memory_limit_gb"] = 1.0
     check_resources(config, tmp_path / "results")
+    # Eight times the draws: the same fields held, only the scalars grow.
+    point = points(config)[1]
+    held, need = sampling_memory(config, "hmc", point)
+    config["hmc"]["n_trajectories"] *= 8
+    held_8, need_8 = sampling_memory(config, "hmc", point)
+    assert held_8 == held and need_8 - need == pytest.approx(7 * 8.0 * (128 + 8) * 64 * 2000)
 
 
 def test_ensembles_that_do_not_fit_on_disk_are_refused(schema, tmp_path, monkeypatch):

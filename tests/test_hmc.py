@@ -177,6 +177,22 @@ def test_run_times_every_kept_trajectory():
     assert info["seconds_per_update_error"] >= 0
 
 
+def test_thin_keeps_every_thin_th_trajectory_and_times_them_all():
+    thinned = run(POINT, {**SETTINGS, "n_trajectories": 4, "thin": 3}, seed=4, progress=False)
+    every = run(POINT, SETTINGS, seed=4, progress=False)  # the same 12 trajectories
+    assert thinned.phi.shape == (3, 4, 6, 6)
+    np.testing.assert_array_equal(thinned.phi, every.phi[:, 2::3])
+    for name in ("action", "accepted"):
+        np.testing.assert_array_equal(thinned.per_draw[name], every.per_draw[name][:, 2::3])
+    assert thinned.acceptance == every.acceptance  # over every trajectory, kept or not
+    assert thinned.info["thin"] == 3 and every.info["thin"] == 1
+    assert thinned.info["n_leapfrog"] == every.info["n_leapfrog"]
+    assert hmc(POINT, 3, 4, 5, seed=4, thin=3, progress=False).timing.n_batches == 12
+    for bad in (0, 1.5, True):
+        with pytest.raises(ValueError, match="thin"):
+            run(POINT, {**SETTINGS, "thin": bad}, seed=4, progress=False)
+
+
 def test_run_auto_reports_the_chosen_length():
     settings = {**SETTINGS, "trajectory_length": "auto", "trajectory_per_xi": 2.0}
     info = run(Point(8, 0.1, 0.0), settings, seed=1, progress=False).info

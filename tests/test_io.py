@@ -176,3 +176,125 @@ def test_discard_removes_a_file_and_its_empty_parents(tmp_path):
     io.discard(checkpoints / "nsf" / "L4.pt", empty_parents=2)
     assert not checkpoints.exists() and (tmp_path / "results").exists()
     io.discard(checkpoints / "nsf" / "L4.pt", empty_parents=2)  # already gone: no error
+
+
+def store_files(store):
+    """Every file of a store but the group's metadata, by relative path, with its bytes."""
+    return {
+        str(p.relative_to(store)): p.read_bytes()
+        for p in sorted(store.rglob("*"))
+        if p.is_file() and p.relative_to(store) != type(p)("zarr.json")
+    }
+
+
+def correlated_dataset(draws=10, seed=0):
+    """Two chains with per-draw and per-proposal arrays, a (chain, proposal, t) one too."""
+    rng = np.random.default_rng(seed)
+    phi = rng.normal(size=(2, draws, 4, 4)).astype(np.float32)
+    per_draw = {"action": rng.normal(size=(2, draws)), "accepted": rng.random((2, draws)) < 0.5}
+    per_proposal = {"log_weight": rng.normal(size=(2, 3 * draws)),
+                    "correlator": rng.normal(size=(2, 3 * draws, 4))}  # fmt: skip
+    attrs = {"L": 4, "s": -4.0, "lam": 8.0, "sampler": "realnvp", "seed": 3,
+             "versions": io.versions(), "kind": "flow"}  # fmt: skip
+    return io.ensemble_dataset(phi, per_draw, attrs, per_proposal)
+
+
+def write_in_blocks(path, ds, attrs, blocks=(3, 1, 6)):
+    """Write ``ds`` through an EnsembleWriter: draws of all chains in ``blocks``, proposals
+    chain by chain in blocks of 7."""
+    n_chains, n_draws = ds.sizes["chain"], ds.sizes["draw"]
+    with io.EnsembleWriter(path, attrs) as out:
+        out.start(n_chains, n_draws, ds.sizes["x"],
+                  per_draw={"action": np.float64, "accepted": bool},
+                  per_proposal={"log_weight": ds["proposal_log_weight"].shape[1:],
+                                "correlator": ds["proposal_correlator"].shape[1:]})  # fmt: skip
+        start = 0
+        for size in blocks:
+            draws = slice(start, start + size)
+            series = {name: ds[name].values[:, draws] for name in ("action", "accepted")}
+            out.append(ds["phi"].values[:, draws], series)
+            start += size
+        for chain in range(n_chains):
+            for first in range(0, ds.sizes["proposal"], 7):
+                part = slice(first, first + 7)
+                out.append_proposals({name: ds[f"proposal_{name}"].values[chain, part]
+                                      for name in ("log_weight", "correlator")}, chain)  # fmt: skip
+        out.attrs["seconds_per_update"] = 0.25  # known only at the end
+
+
+def test_writer_in_blocks_writes_what_write_ensemble_writes(tmp_path, monkeypatch):
+    monkeypatch.setattr(io, "MAX_CHUNK_VALUES", 64)  # φ: chunks of 4 draws; others of 10
+    ds = correlated_dataset()
+    whole, blocks = tmp_path / "whole.zarr", tmp_path / "blocks.zarr"
+    io.write_ensemble(whole, ds.assign_attrs(seconds_per_update=0.25))
+    write_in_blocks(blocks, ds, dict(ds.attrs))
+    assert zarr.open_array(blocks / "phi").chunks == (1, 4, 4, 4)
+    assert zarr.open_array(blocks / "proposal_correlator").chunks == (1, 10, 4)
+    # Same chunks, byte for byte, and the same array metadata (shapes, codecs, fill values).
+    assert store_files(blocks) == store_files(whole)
+    a, b = io.read_ensemble(whole), io.read_ensemble(blocks)
+    assert a.attrs == b.attrs and b.attrs["complete"] and b.attrs["seconds_per_update"] == 0.25
+    for name in ds.data_vars:
+        np.testing.assert_array_equal(io.load_array(b, name), ds[name].values)
+        assert io.load_array(b, name).dtype == io.load_array(a, name).dtype
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["blocks.zarr", "whole.zarr"]
+
+
+def test_writer_refuses_a_short_store_and_an_error_leaves_only_a_partial(tmp_path):
+    import os
+
+    import psutil
+
+    path = tmp_path / "e.zarr"
+    ds = correlated_dataset()
+    with pytest.raises(ValueError, match=r"phi of chain 0 has 4 of its 10 values"):
+        write_in_blocks(path, ds, dict(ds.attrs), blocks=(4,))
+    with pytest.raises(RuntimeError, match="killed"):
+        with io.EnsembleWriter(path, dict(ds.attrs)) as out:
+            out.start(2, 10, 4, per_draw={"action": np.float64})
+            out.append(ds["phi"].values[:, :5], {"action": ds["action"].values[:, :5]})
+            raise RuntimeError("killed")
+    assert not path.exists()
+    partials = sorted(tmp_path.glob(".e.zarr.*.partial"))
+    assert len(partials) == 2
+    with pytest.raises(io.EnsembleError, match="does not exist"):
+        io.read_ensemble(path)
+    before = psutil.Process().create_time() - 60
+    for partial in partials:  # as if left by an earlier, killed process
+        os.utime(partial, (before, before))
+    write_in_blocks(path, ds, dict(ds.attrs))
+    assert [p.name for p in tmp_path.iterdir()] == [path.name]
+    np.testing.assert_array_equal(io.load_phi(path), ds["phi"].values)
+
+
+def test_writer_checks_what_it_is_given(tmp_path):
+    ds = correlated_dataset()
+    out = io.EnsembleWriter(tmp_path / "e.zarr", dict(ds.attrs))
+    with pytest.raises(ValueError, match="call start"):
+        out.append(ds["phi"].values, {})
+    out.start(2, 10, 4, per_draw={"action": np.float64})
+    with pytest.raises(ValueError, match="not \\['action', 'phi'\\]"):
+        out.append(ds["phi"].values, {})
+    with pytest.raises(ValueError, match="phi of chain 0 would exceed its 10"):
+        out.append(np.zeros((2, 11, 4, 4)), {"action": np.zeros((2, 11))})
+    with pytest.raises(ValueError, match="values of shape"):
+        out.append(np.zeros((2, 1, 3, 3)), {"action": np.zeros((2, 1))})
+    with pytest.raises(ValueError, match="no array \\['proposal_log_q'\\]"):
+        out.append_proposals({"log_q": np.zeros((2, 1))})
+
+
+def test_iter_chunks_reads_one_chunk_at_a_time(tmp_path, monkeypatch):
+    monkeypatch.setattr(io, "MAX_CHUNK_VALUES", 64)
+    path = tmp_path / "e.zarr"
+    ds = correlated_dataset()
+    io.write_ensemble(path, ds)
+    dataset = io.read_ensemble(path)
+    pieces = list(io.iter_chunks(dataset, "phi"))
+    assert [(c, d.start, d.stop) for c, d, _ in pieces] == [
+        (c, a, min(a + 4, 10)) for c in (0, 1) for a in (0, 4, 8)
+    ]
+    for chain, draws, values in pieces:
+        np.testing.assert_array_equal(values, ds["phi"].values[chain, draws])
+    flip_bit(chunk_files(path, "phi")[4])
+    with pytest.raises(io.EnsembleError, match=r"e\.zarr: cannot read array 'phi'"):
+        list(io.iter_chunks(io.read_ensemble(path), "phi"))

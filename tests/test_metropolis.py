@@ -8,6 +8,8 @@ from fieldflow import analysis
 from fieldflow.flows import build_flow
 from fieldflow.lattice import Point, gaussian_observables
 from fieldflow.mcmc import flow_proposals, independence_metropolis
+from fieldflow.mcmc.metropolis import ProposalBatch, StreamingChain, iter_proposals
+from fieldflow.mcmc.timing import Stopwatch
 from fieldflow.stages import ensemble_primaries
 from fieldflow.training import TrainConfig, train
 
@@ -36,6 +38,41 @@ def test_rejects_keep_previous_state():
     chain = independence_metropolis(log_w, np.random.default_rng(0))
     assert chain.index.tolist() == [[0, 0, 0, 3]]
     assert chain.accepted.tolist() == [[True, False, False, True]]
+
+
+@pytest.mark.parametrize("sizes", [(200,), (1, 1, 198), (7, 64, 3, 126)])
+def test_streaming_chain_continues_across_batches(sizes):
+    """Fed in batches, with the same uniforms, the chain is that of independence_metropolis."""
+    rng = np.random.default_rng(4)
+    proposals = ProposalBatch(rng.normal(size=(200, 2, 2)).astype(np.float32),
+                              rng.normal(size=200), rng.normal(size=200))  # fmt: skip
+    whole = independence_metropolis(proposals.log_weight[None], np.random.default_rng(5))
+    log_u = np.log(np.random.default_rng(5).uniform(size=200))
+    chain, states, accepted, start = StreamingChain(), [], [], 0
+    for size in sizes:
+        part = slice(start, start + size)
+        got, accept = chain.extend(proposals[part], log_u[part])
+        states.append(got)
+        accepted.append(accept)
+        start += size
+    assert 0.1 < whole.acceptance < 0.9
+    np.testing.assert_array_equal(np.concatenate(accepted), whole.accepted[0])
+    for field in ("phi", "log_q", "action"):
+        stream = np.concatenate([getattr(s, field) for s in states])
+        np.testing.assert_array_equal(stream, getattr(proposals, field)[whole.index[0]])
+
+
+def test_iter_proposals_gives_the_batches_of_flow_proposals():
+    torch.manual_seed(0)
+    flow = build_flow("realnvp", 4, {"n_layers": 2, "hidden_channels": [4]})
+    point = Point(4, -4.0, 8.0)
+    whole = flow_proposals(flow, point, 50, 8, torch.Generator().manual_seed(1))
+    watch = Stopwatch()
+    batches = list(iter_proposals(flow, point, 50, 8, torch.Generator().manual_seed(1), watch))
+    assert [len(b) for b in batches] == [7] * 7 + [1] and watch.result().n_batches == 8
+    for field in ("phi", "log_q", "action"):
+        stream = np.concatenate([getattr(b, field) for b in batches])
+        np.testing.assert_array_equal(stream, getattr(whole, field))
 
 
 @pytest.mark.parametrize(

@@ -55,6 +55,35 @@ def test_mcmc_stage_writes_an_ensemble_the_tables_read(tmp_path, name):
     assert pd.read_csv(tmp_path / "p.csv").empty  # parameter counts are for flows only
 
 
+@pytest.mark.parametrize("name", ["hmc", "cluster"])
+def test_mcmc_stage_streams_thinned_draws_a_chunk_at_a_time(tmp_path, monkeypatch, name):
+    """The store holds what the in-memory run keeps; φ is never buffered beyond a chunk."""
+    from fieldflow import io
+
+    monkeypatch.setattr(io, "MAX_CHUNK_VALUES", 64)  # L = 4: φ in chunks of 4 draws
+    buffered = []
+    add = io._Column.add
+
+    def tracking_add(column, chain, values):
+        add(column, chain, values)
+        if column.name == "phi":
+            buffered.append((len(values), column.count[chain]))
+
+    monkeypatch.setattr(io._Column, "add", tracking_add)
+    settings = {"n_chains": 3, "n_trajectories": 10, "n_updates": 10, "burn_in": 10, "thin": 2}
+    point = {"L": 4, "s": -4.0, "lam": 8.0}
+    path = tmp_path / "e.zarr"
+    mcmc_stage(name, point, settings, seed=1, ensemble_path=path, progress=False)
+    assert max(size for size, _ in buffered) == 1  # one kept draw per append
+    assert max(pending for _, pending in buffered) < 4  # a full chunk is written at once
+    memory = samplers.mcmc_runner(name)(Point(4, -4.0, 8.0), settings, 1, False)
+    ds = read_ensemble(path)
+    assert ds.attrs["thin"] == 2 and ds.attrs["acceptance"] == memory.acceptance
+    np.testing.assert_array_equal(ds["phi"].values, memory.phi)
+    for key, values in memory.per_draw.items():
+        np.testing.assert_array_equal(ds[key].values, values)
+
+
 def test_bad_point_is_refused_before_anything_is_written(tmp_path):
     path = tmp_path / "e.zarr"
     with pytest.raises(ValueError, match="s > 0|unbounded|s <= 0"):

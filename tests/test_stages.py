@@ -72,6 +72,63 @@ def test_sampled_log_q_matches_float64_density_of_stored_phi(tmp_path, family, p
     assert abs(stored - exact).max() < tolerance
 
 
+def test_sample_flow_stage_streams_the_ensemble_of_all_proposals_at_once(tmp_path, monkeypatch):
+    """Batch by batch, chains carried across batches (which straddle chains), the stage
+    writes what drawing every proposal first and then running the chains gives."""
+    import numpy as np
+
+    from fieldflow import analysis, io, stages
+    from fieldflow.flows import build_flow, save_model
+    from fieldflow.lattice import Point
+    from fieldflow.mcmc import flow_proposals, independence_metropolis
+
+    monkeypatch.setattr(io, "MAX_CHUNK_VALUES", 64)  # L = 4: φ in chunks of 4 draws
+    torch.manual_seed(1)
+    hyperparameters = {"n_layers": 2, "hidden_channels": [4]}
+    flow = build_flow("realnvp", 4, hyperparameters)
+    with torch.no_grad():  # random weights, away from the identity
+        for p in flow.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    save_model(tmp_path / "m.pt", flow, "realnvp", hyperparameters, train_seconds=0.0,
+               train_steps=0)  # fmt: skip
+    n_chains, n_keep, burn_in = 3, 20, 5
+    sampling = {"n_chains": n_chains, "n_samples": n_keep, "burn_in": burn_in,
+                "batch_size": 7, "precision": "float64"}  # fmt: skip
+    seen = []
+    primaries = stages.ensemble_primaries
+
+    def counting(phi, *args, **kwargs):
+        seen.append(phi.shape[0] * phi.shape[1])
+        return primaries(phi, *args, **kwargs)
+
+    monkeypatch.setattr(stages, "ensemble_primaries", counting)
+    stages.sample_flow_stage(tmp_path / "m.pt", {"L": 4, "s": -4.0, "lam": 8.0}, sampling,
+                             "cpu", 3, tmp_path / "e.zarr", "realnvp")  # fmt: skip
+    assert max(seen) <= 7  # the primaries of one batch of proposals at a time
+    stored = io.read_ensemble(tmp_path / "e.zarr")
+
+    per_chain = n_keep + burn_in
+    flow = flow.double()
+    proposals = flow_proposals(flow, Point(4, -4.0, 8.0), n_chains * per_chain, 7,
+                               torch.Generator().manual_seed(3))  # fmt: skip
+    log_w = proposals.log_weight.reshape(n_chains, per_chain)
+    chain = independence_metropolis(log_w, np.random.default_rng(3))
+    flat = chain.index[:, burn_in:] + (np.arange(n_chains) * per_chain)[:, None]
+    expected = {
+        "phi": proposals.phi[flat], "action": proposals.action[flat],
+        "log_q": proposals.log_q[flat], "log_weight": proposals.log_weight[flat],
+        "accepted": chain.accepted[:, burn_in:], "proposal_log_weight": log_w,
+        **{f"proposal_{k}": v for k, v in primaries(
+            proposals.phi.reshape(n_chains, per_chain, 4, 4)).items()},
+    }  # fmt: skip
+    assert set(stored.data_vars) == set(expected)
+    for name, values in expected.items():
+        np.testing.assert_array_equal(io.load_array(stored, name), values, err_msg=name)
+    assert stored.attrs["acceptance"] == chain.accepted[:, burn_in:].mean()
+    assert stored.attrs["ess"] == analysis.ess(proposals.log_weight)
+    assert stored.attrs["n_proposals"] == n_chains * per_chain
+
+
 def test_tables_stage_names_observables_written_before_the_quality_gate(tmp_path):
     from fieldflow.stages import tables_stage
 
@@ -195,3 +252,41 @@ def test_observables_stage_on_an_ensemble_stored_before_magnetization(tmp_path):
     assert np.isfinite(reweighted.loc["susceptibility", "value"])
     chain = pd.read_csv(tmp_path / "o.csv").set_index("observable")
     assert np.isfinite(chain.loc["magnetization", "value"])
+
+
+@pytest.mark.filterwarnings("ignore:invalid value encountered in sqrt")  # noise, not φ⁴ fields
+def test_observables_stage_reads_phi_one_chunk_at_a_time(tmp_path, monkeypatch):
+    """Streamed primaries equal those of the whole array; no read holds more than a chunk."""
+    import numpy as np
+
+    from fieldflow import analysis, io, stages
+
+    monkeypatch.setattr(io, "MAX_CHUNK_VALUES", 64)  # L = 4: chunks of 4 draws
+    store = tmp_path / "e.zarr"
+    flow_ensemble(store)
+    phi = io.load_phi(store)
+    whole = stages.ensemble_primaries(phi)
+    streamed = stages.stored_primaries(io.read_ensemble(store))
+    assert streamed.keys() == whole.keys()
+    for name in whole:
+        np.testing.assert_array_equal(streamed[name], whole[name], err_msg=name)
+
+    seen = []
+
+    def primaries(phi, *args, **kwargs):
+        seen.append(phi.shape[0] * phi.shape[1])
+        return ensemble_primaries(phi, *args, **kwargs)
+
+    def load_array(source, name):
+        assert name != "phi", "the observables stage loaded the whole of phi"
+        return io_load_array(source, name)
+
+    ensemble_primaries, io_load_array = stages.ensemble_primaries, io.load_array
+    monkeypatch.setattr(stages, "ensemble_primaries", primaries)
+    monkeypatch.setattr(io, "load_array", load_array)
+    stages.observables_stage(store, tmp_path / "o.csv", reweighted_path=tmp_path / "r.csv")
+    assert max(seen) == 4 and sum(seen) == phi.shape[0] * phi.shape[1]
+    table = pd.read_csv(tmp_path / "o.csv").set_index("observable")
+    for name, estimate in analysis.observables(whole, 4).items():
+        assert table.loc[name, "value"] == pytest.approx(estimate.value, rel=1e-12, nan_ok=True)
+        assert table.loc[name, "error"] == pytest.approx(estimate.error, rel=1e-12, nan_ok=True)

@@ -180,3 +180,202 @@ def test_train_warms_up_once_and_not_on_resume(tmp_path):
     resumed = train(zero_mode_cnf(), BROKEN, longer, seed=0, checkpoint=ckpt, fingerprint="a",
                     progress=False)  # fmt: skip
     assert resumed.warmup_steps == 0 and resumed.steps == 4
+
+
+TINY_CNF = {"n_features": 2, "n_time_basis": 2, "kernel_radius": 1, "n_steps": 4}
+
+
+def tiny_cnf():
+    torch.manual_seed(0)
+    return build_flow("cnf", POINT.L, TINY_CNF)
+
+
+def failing_after(monkeypatch, passes):
+    """Make the integration check pass its first ``passes`` calls and fail every later one."""
+    from fieldflow.flows import Flow
+
+    calls = []
+
+    def check(self, n, generator=None):
+        calls.append(self.layers[0].n_steps)
+        return 0.0 if len(calls) <= passes else 1.0
+
+    monkeypatch.setattr(Flow, "discretisation_error", check)
+    return calls
+
+
+def test_a_failed_final_check_returns_the_best_measured_state(monkeypatch, caplog):
+    calls = failing_after(monkeypatch, passes=3)  # the initial state, steps 20 and 40
+    flow = tiny_cnf()
+    config = TrainConfig(steps=60, ess_every=20, ess_samples=128, lr=0.01)
+    with caplog.at_level("WARNING", logger="fieldflow.training"):
+        result = train(flow, POINT, config, seed=0, progress=False)
+    assert calls == [4, 4, 4, 4, 8, 16]  # the final check refined twice, in vain
+    assert result.final_state == "best" and result.final_step in (20, 40)
+    assert [row["step"] for row in result.history] == [20, 40]
+    best = max(result.history, key=lambda row: row["ess"])
+    assert result.final_step == best["step"] and result.final_ess == best["ess"]
+    assert not flow.layers[0].is_identity()  # not the untrained flow
+    assert flow.layers[0].n_steps == 4 and result.hyperparameter_override["n_steps"] == 4
+    assert result.refinements == 2 and result.recoveries == 0
+    assert "returning the best measured state" in caplog.text
+    assert "failed the integration check" in caplog.text
+
+
+def test_the_initial_state_only_when_nothing_trained_passed_and_said(monkeypatch, caplog):
+    failing_after(monkeypatch, passes=1)  # the initial state alone passes
+    flow = tiny_cnf()
+    config = TrainConfig(steps=4, ess_every=1000, ess_samples=64, max_refinements=0)
+    with caplog.at_level("WARNING", logger="fieldflow.training"):
+        result = train(flow, POINT, config, seed=0, progress=False)
+    assert result.final_state == "initial" and result.final_step == 0 and result.steps == 4
+    assert flow.layers[0].is_identity()
+    assert "returning the initial state, before training" in caplog.text
+
+
+def test_no_state_that_passed_the_check_is_divergence(monkeypatch):
+    failing_after(monkeypatch, passes=0)
+    config = TrainConfig(steps=2, ess_every=1000, ess_samples=64, max_refinements=1)
+    with pytest.raises(TrainingDiverged, match="no state of the run passed"):
+        train(tiny_cnf(), POINT, config, seed=0, progress=False)
+
+
+def test_a_failed_check_doubles_n_steps_and_training_goes_on(monkeypatch):
+    from fieldflow.flows import Flow
+
+    def check(self, n, generator=None):  # too coarse below 16 steps once trained
+        ode = self.layers[0]
+        return 1.0 if ode.n_steps < 16 and not ode.is_identity() else 0.0
+
+    monkeypatch.setattr(Flow, "discretisation_error", check)
+    flow = tiny_cnf()
+    config = TrainConfig(steps=6, ess_every=2, ess_samples=64, lr=0.01)
+    result = train(flow, POINT, config, seed=0, progress=False)
+    assert result.refinements == 2 and result.recoveries == 0
+    assert [row["step"] for row in result.history] == [2, 4, 6]  # no roll-back
+    assert flow.layers[0].n_steps == 16 and result.hyperparameter_override["n_steps"] == 16
+    assert result.final_state == "last" and result.final_step == 6
+
+
+def test_the_final_check_refines_the_last_state(monkeypatch):
+    from fieldflow.flows import Flow
+
+    def check(self, n, generator=None):
+        ode = self.layers[0]
+        return 1.0 if ode.n_steps < 8 and not ode.is_identity() else 0.0
+
+    monkeypatch.setattr(Flow, "discretisation_error", check)
+    flow = tiny_cnf()
+    config = TrainConfig(steps=40, ess_every=1000, ess_samples=256, lr=0.05)
+    result = train(flow, POINT, config, seed=0, progress=False)
+    assert result.final_state == "refined" and result.final_step == 40
+    assert result.refinements == 1 and flow.layers[0].n_steps == 8
+    assert result.hyperparameter_override == {"n_steps": 8, "rtol": 1e-6, "atol": 1e-8}
+
+
+def test_an_earlier_state_replaces_the_last_only_if_measured_better_again():
+    from fieldflow.guard import Guard
+
+    flow = fresh()
+    guard = Guard(flow, POINT, 0.2, 2, 256, torch.Generator().manual_seed(0))
+    guard.best = guard.snapshot(2.0, 5)  # a recorded ESS no state can reach
+    earlier = {k: v.clone() for k, v in flow.state_dict().items()}
+    with torch.no_grad():
+        next(flow.parameters()).add_(0.1)
+    name, kept = guard.settle(10, -1.0, False, torch.Generator().manual_seed(1))
+    assert name == "best" and kept.step == 5 and 0 < kept.ess <= 1  # measured again
+    assert all(torch.equal(v, flow.state_dict()[k]) for k, v in earlier.items())
+    with torch.no_grad():
+        next(flow.parameters()).add_(0.1)
+    last = {k: v.clone() for k, v in flow.state_dict().items()}
+    name, kept = guard.settle(10, 1.5, False, torch.Generator().manual_seed(1))
+    assert name == "last" and kept.step == 10
+    assert all(torch.equal(v, flow.state_dict()[k]) for k, v in last.items())
+
+
+def test_resume_keeps_the_refined_integration(tmp_path, monkeypatch):
+    from fieldflow.flows import Flow
+
+    def check(self, n, generator=None):
+        ode = self.layers[0]
+        return 1.0 if ode.n_steps < 8 and not ode.is_identity() else 0.0
+
+    monkeypatch.setattr(Flow, "discretisation_error", check)
+    settings = dict(ess_every=2, ess_samples=64, checkpoint_every=2, lr_schedule="constant")
+    straight = tiny_cnf()
+    train(straight, POINT, TrainConfig(steps=4, **settings), seed=3, progress=False)
+    ckpt = tmp_path / "ckpt.pt"
+    train(tiny_cnf(), POINT, TrainConfig(steps=2, **settings), seed=3, checkpoint=ckpt,
+          fingerprint="a", progress=False)  # fmt: skip
+    resumed = tiny_cnf()
+    result = train(resumed, POINT, TrainConfig(steps=4, **settings), seed=3, checkpoint=ckpt,
+                   fingerprint="a", progress=False)  # fmt: skip
+    assert resumed.layers[0].n_steps == 8 and result.refinements == 1
+    for a, b in zip(straight.parameters(), resumed.parameters(), strict=True):
+        assert torch.allclose(a, b)
+
+
+def test_kinetic_weight_zero_is_the_plain_loss():
+    from fieldflow.lattice import action
+    from fieldflow.training import reverse_kl
+
+    flow = tiny_cnf()
+    with torch.no_grad():
+        flow.layers[0].field.coefficients.normal_(0.0, 0.1)
+    objective, kl = reverse_kl(flow, POINT, TrainConfig(), torch.Generator().manual_seed(4))
+    phi, log_q = flow.sample(64, generator=torch.Generator().manual_seed(4))
+    assert torch.equal(objective, kl)
+    assert torch.equal(kl, (log_q + action(phi, POINT.s, POINT.lam)).mean())
+    weighted, kl_k = reverse_kl(flow, POINT, TrainConfig(kinetic_weight=0.5),
+                                torch.Generator().manual_seed(4))  # fmt: skip
+    _, _, energy = flow.sample_with_kinetic(64, torch.Generator().manual_seed(4))
+    assert torch.equal(kl_k, kl)
+    assert weighted.item() == pytest.approx(kl.item() + 0.5 * energy.mean().item(), rel=1e-6)
+    assert energy.mean() > 0
+
+
+def test_path_gradient_is_the_plain_gradient_without_the_score_term():
+    from fieldflow.training import reverse_kl
+
+    torch.manual_seed(0)
+    flow = build_flow("realnvp", 4, HYPER).double()
+    with torch.no_grad():
+        for p in flow.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+
+    def gradient(loss):
+        flow.zero_grad()
+        loss.backward()
+        return torch.cat([p.grad.flatten() for p in flow.parameters()])
+
+    plain = gradient(reverse_kl(flow, POINT, TrainConfig(), torch.Generator().manual_seed(5))[0])
+    path_objective, kl = reverse_kl(flow, POINT, TrainConfig(estimator="path"),
+                                    torch.Generator().manual_seed(5))  # fmt: skip
+    assert path_objective.item() == pytest.approx(kl.item(), abs=1e-9)
+    path = gradient(path_objective)
+    phi, _ = flow.sample(64, generator=torch.Generator().manual_seed(5))
+    score = gradient(flow.log_prob(phi.detach()).mean())  # zero in expectation
+    assert torch.allclose(plain, path + score, atol=1e-8)
+    assert not torch.allclose(path, plain, atol=1e-3)
+
+
+def test_path_estimator_trains():
+    flow = fresh()
+    config = TrainConfig(steps=60, ess_every=30, ess_samples=128, estimator="path")
+    result = train(flow, POINT, config, seed=0, progress=False)
+    assert result.history[-1]["loss"] < result.history[0]["loss"]
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [("kinetic_weight", -0.1), ("kinetic_weight", float("nan")), ("estimator", "score"),
+     ("max_refinements", -1)],
+)  # fmt: skip
+def test_bad_training_settings_name_the_key(key, value):
+    with pytest.raises(ValueError, match=key):
+        TrainConfig(**{key: value})
+
+
+def test_kinetic_weight_needs_an_ode():
+    with pytest.raises(ValueError, match="kinetic_weight"):
+        train(fresh(), POINT, TrainConfig(steps=2, kinetic_weight=0.1), seed=0, progress=False)

@@ -21,6 +21,8 @@ from fieldflow.lattice import Point
 
 #: Flow families whose coupling layers use checkerboard masks (need an even L).
 CHECKERBOARD_FAMILIES = frozenset({"realnvp", "nsf"})
+#: Flow families that integrate an ODE (the only ones with a kinetic energy to regularise).
+ODE_FAMILIES = frozenset({"cnf"})
 
 
 #: Keys that configs once had, with what replaced them.
@@ -241,6 +243,11 @@ def _physics_problems(config: dict[str, Any], skip: set[int], broken: set) -> li
             merged = {**training, **(section.get("training") or {})}
             if merged.get("steps") is None and merged.get("max_seconds") is None:
                 problems.append(f"config key '{family}.training': set steps, max_seconds or both")
+            if merged.get("kinetic_weight") and family not in ODE_FAMILIES:
+                problems.append(
+                    f"config key '{family}.training.kinetic_weight': {family} integrates no ODE; "
+                    f"set kinetic_weight in the training of {sorted(ODE_FAMILIES)} only"
+                )
         if training.get("steps") is None and training.get("max_seconds") is None:
             problems.append("config key 'training': set steps, max_seconds or both")
     for family in sorted(CHECKERBOARD_FAMILIES):
@@ -270,9 +277,9 @@ def _init_problems(i: int, entry: dict, point: Point, entries: list[dict]) -> li
     return [f"config key 'points[{i}].init_from': no point named {entry['init_from']!r}"]
 
 
-#: Bytes of memory a sampling job holds per configuration it draws, in units of the
-#: float32 field (4 L² bytes): the configurations as drawn, the kept copy written to the
-#: store, and zarr's write buffers.
+#: Memory per configuration a sampling job holds, in units of the float32 field
+#: (4 L² bytes): the configuration as drawn, its copy in the store's write buffer, and
+#: the codecs' working copy.
 MEMORY_PER_CONFIGURATION = 3
 #: The keys of Markov-chain settings that count kept draws per chain.
 _DRAW_KEYS = ("n_trajectories", "n_updates")
@@ -299,6 +306,31 @@ def ensemble_sizes(config: dict[str, Any]) -> list[tuple[str, Point, int, int]]:
     return sizes
 
 
+def sampling_memory(config: dict[str, Any], sampler: str, point: Point) -> tuple[int, float]:
+    """(configurations held, bytes) of one sampling job, which streams its ensemble.
+
+    Per chain the job holds its current state and one chunk of the store
+    (:func:`fieldflow.io.chunk_draws`), and a flow also one batch of proposals, each
+    :data:`MEMORY_PER_CONFIGURATION` float32 fields; the draw count itself does not
+    matter. Add the per-configuration scalars and correlator (L + 8 float64) of the
+    observables job that reads the ensemble back, which keeps those of every draw.
+    """
+    from fieldflow.io import chunk_draws
+
+    if sampler in config["flows"]:
+        section = config["sampling"]
+        chains, per_chain = section["n_chains"], section["n_samples"]
+        batch = section["batch_size"]
+    else:
+        section = config.get(sampler, {})
+        chains = section.get("n_chains", 0)
+        per_chain, batch = next((section[k] for k in _DRAW_KEYS if k in section), 0), 0
+    held = chains * (chunk_draws(max(per_chain, 1), point.L**2) + 1) + batch
+    fields = MEMORY_PER_CONFIGURATION * 4.0 * point.L**2 * held
+    primaries = 8.0 * (point.L + 8) * chains * per_chain
+    return held, fields + primaries
+
+
 def physical_memory() -> float:
     """This machine's physical memory in bytes."""
     import os
@@ -309,10 +341,10 @@ def physical_memory() -> float:
 def check_resources(config: dict[str, Any], results: str | Path = "results") -> None:
     """Refuse a study whose ensembles do not fit this machine, with the estimate.
 
-    Memory: the largest sampling job holds about :data:`MEMORY_PER_CONFIGURATION` float32
-    fields per configuration it draws; the limit is ``memory_limit_gb`` or this machine's
-    physical memory. Disk: the ensembles not yet under ``results`` store 4 L² bytes per kept
-    configuration (random floats barely compress), against the free space there.
+    Memory: the largest job, estimated by :func:`sampling_memory`, against
+    ``memory_limit_gb`` or this machine's physical memory. Disk: the ensembles not yet
+    under ``results`` store 4 L² bytes per kept configuration (random floats barely
+    compress), against the free space there.
 
     Raises:
         ConfigError: naming the point and sampler of the largest job, or the disk need.
@@ -325,14 +357,15 @@ def check_resources(config: dict[str, Any], results: str | Path = "results") -> 
     index = {point.key: i for i, point in enumerate(points(config))}
     limit = config.get("memory_limit_gb")
     limit_bytes = limit * 1e9 if limit is not None else physical_memory()
-    sampler, point, drawn, _ = max(sizes, key=lambda size: size[2] * size[1].L ** 2)
-    need = MEMORY_PER_CONFIGURATION * 4.0 * point.L**2 * drawn
+    memory = {(name, p): sampling_memory(config, name, p) for name, p, _, _ in sizes}
+    (sampler, point), (held, need) = max(memory.items(), key=lambda item: item[1][1])
     if need > limit_bytes:
         where = "memory_limit_gb" if limit is not None else "this machine's memory"
         raise ConfigError(
             f"config key 'points[{index[point.key]}].L': {sampler} at L={point.L} would hold "
-            f"about {need / 1e9:.1f} GB ({drawn:,} configurations of {point.L}x{point.L}), "
-            f"more than {where} ({limit_bytes / 1e9:.1f} GB); lower its sample counts"
+            f"about {need / 1e9:.1f} GB ({held:,} configurations of {point.L}x{point.L} "
+            "and the scalars of every draw), "
+            f"more than {where} ({limit_bytes / 1e9:.1f} GB); lower its n_chains or batch_size"
             + ("" if limit is not None else ", or set memory_limit_gb for larger nodes")
         )
     results = Path(results)

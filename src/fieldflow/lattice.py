@@ -122,6 +122,9 @@ def primary_observables(phi: Tensor) -> dict[str, Tensor]:
     """
     volume = phi.shape[-1] * phi.shape[-2]
     m = phi.sum(dim=(-2, -1))
+    # M⁴ as (M²)², not M**4: torch's vectorised pow and its scalar tail round differently,
+    # which would make a configuration's value depend on its place in the batch.
+    m_squared = m * m
     g = two_point(phi)
     phi_k = torch.fft.fft2(phi)
     f_first = 0.5 * (phi_k[..., 1, 0].abs() ** 2 + phi_k[..., 0, 1].abs() ** 2) / volume
@@ -129,8 +132,8 @@ def primary_observables(phi: Tensor) -> dict[str, Tensor]:
         "phi2": (phi * phi).mean(dim=(-2, -1)),
         "m": m / volume,
         "abs_m": m.abs() / volume,
-        "m2": m * m / volume,
-        "m4": m**4 / volume**2,
+        "m2": m_squared / volume,
+        "m4": m_squared * m_squared / volume**2,
         "ising_energy": 0.5 * (g[..., 1, 0] + g[..., 0, 1]),
         "f_first": f_first,
     }

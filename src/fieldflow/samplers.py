@@ -2,30 +2,32 @@
 
 Code that must tell flows from Markov chains asks :func:`kind`, never compares names. A new
 Markov-chain baseline is one module under :mod:`fieldflow.mcmc` with a
-``run(point, settings, seed, progress) -> ChainResult`` function, an entry in
-:data:`MCMC`, and a section of the same name in the config schema.
+``stream(point, settings, seed, sink, progress) -> ChainSummary`` function that puts its
+kept draws into a :class:`~fieldflow.mcmc.chain.DrawSink`, an entry in :data:`MCMC`, and a
+section of the same name in the config schema.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from functools import partial
 from typing import Any, Literal
 
 from fieldflow.flows import FAMILIES
 from fieldflow.lattice import Point
-from fieldflow.mcmc.chain import ChainResult
-from fieldflow.mcmc.cluster import run as run_cluster
-from fieldflow.mcmc.hmc import run as run_hmc
+from fieldflow.mcmc.chain import ChainResult, ChainStream, collect
+from fieldflow.mcmc.cluster import stream as cluster_stream
+from fieldflow.mcmc.hmc import stream as hmc_stream
 
 Kind = Literal["flow", "mcmc"]
 MCMCRunner = Callable[[Point, dict[str, Any], int, bool], ChainResult]
 
 #: Markov-chain baselines. ``hmc`` and ``hmc_tuned`` are one algorithm with two settings
 #: sections: a fixed trajectory length, and one chosen per point from ξ₂ in burn-in.
-MCMC: dict[str, MCMCRunner] = {
-    "hmc": run_hmc,
-    "hmc_tuned": run_hmc,
-    "cluster": run_cluster,
+MCMC: dict[str, ChainStream] = {
+    "hmc": hmc_stream,
+    "hmc_tuned": hmc_stream,
+    "cluster": cluster_stream,
 }
 
 
@@ -48,8 +50,13 @@ def kinds(samplers: Iterable[str]) -> dict[str, Kind]:
     return {name: kind(name) for name in samplers}
 
 
-def mcmc_runner(name: str) -> MCMCRunner:
-    """The ``run`` function of a Markov-chain baseline."""
+def mcmc_stream(name: str) -> ChainStream:
+    """The ``stream`` function of a Markov-chain baseline."""
     if kind(name) != "mcmc":
         raise ValueError(f"{name!r} is a flow, not a Markov-chain baseline")
     return MCMC[name]
+
+
+def mcmc_runner(name: str) -> MCMCRunner:
+    """A Markov-chain baseline with its draws kept in memory, as one ``ChainResult``."""
+    return partial(collect, mcmc_stream(name))

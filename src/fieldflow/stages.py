@@ -9,20 +9,23 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import torch
+import xarray as xr
 
 from fieldflow import analysis, errors, io, lattice, quality, samplers, study, tunnelling
 from fieldflow.config import ConfigError
-from fieldflow.flows import ModelFileError, build_flow, load_model, save_model, transfer
+from fieldflow.flows import Flow, ModelFileError, build_flow, load_model, save_model, transfer
 from fieldflow.lattice import Point
-from fieldflow.mcmc import flow_proposals, independence_metropolis
+from fieldflow.mcmc.metropolis import ProposalBatch, StreamingChain, iter_proposals
+from fieldflow.mcmc.timing import Stopwatch, UpdateTime, clock_for
 from fieldflow.training import TRANSFER_COLUMNS, config_from_dict, train, transfer_saving
 
 log = logging.getLogger(__name__)
@@ -35,7 +38,7 @@ SAMPLER_COLUMNS = [
     "L", "s", "lam", "sampler", "acceptance", "ess", "train_seconds", "sample_seconds",
     "n_samples", "kind", "n_chains", "n_proposals", "step_size", "n_leapfrog",
     "trajectory_length", "local_sweeps", "variant", "train_steps", "parameters",
-    "discretisation_error", "seconds_per_update", "seconds_per_update_error",
+    "discretisation_error", "seconds_per_update", "seconds_per_update_error", "thin",
 ]  # fmt: skip
 TUNNELLING_COLUMNS = [
     "L", "s", "lam", "sampler", "n_chains", "n_draws", "threshold", "crossings",
@@ -95,10 +98,12 @@ def train_stage(
     history = pd.DataFrame(result.history, columns=["step", "seconds", "loss", "ess"])
     Path(history_path).parent.mkdir(parents=True, exist_ok=True)
     history.to_csv(history_path, index=False)
+    # A refined ODE (more RK4 steps after a failed integration check) is saved as refined.
     save_model(
-        model_path, flow.cpu(), family, hyperparameters,
+        model_path, flow.cpu(), family, {**hyperparameters, **result.hyperparameter_override},
         point=point, train_seconds=result.seconds, train_steps=result.steps,
-        recoveries=result.recoveries, seed=seed,
+        recoveries=result.recoveries, seed=seed, final_state=result.final_state,
+        final_step=result.final_step, refinements=result.refinements,
     )  # fmt: skip
     if checkpoint is not None:
         io.discard(checkpoint, empty_parents=2)  # results/checkpoints/{flow}/ when empty
@@ -114,11 +119,13 @@ def sample_flow_stage(
     ensemble_path: str | Path,
     sampler: str,
 ) -> None:
-    """Draw flow proposals, run independence MH chains, write the ensemble.
+    """Draw flow proposals, run independence MH chains, write the ensemble, batch by batch.
 
-    ``sample_seconds`` is the wall time of proposals and chains together;
+    Memory does not grow with the number of samples (:func:`_flow_chains`), and the
+    ensemble is the one that drawing every proposal first would give, for the same seed.
+    ``sample_seconds`` is the wall time of proposals, chains and writing together;
     ``seconds_per_update`` (and its error) the median seconds per proposal over the timed
-    batches of :func:`fieldflow.mcmc.flow_proposals`, free of the Metropolis step.
+    batches, free of the Metropolis step and the writing.
     """
     p = _point(point)
     flow, meta = load_model(model_path)
@@ -126,48 +133,101 @@ def sample_flow_stage(
         sampling.get("precision", "float64")
     ]
     flow = flow.to(resolve_device(device), dtype=precision).eval()
-    n_chains, n_keep, burn_in = sampling["n_chains"], sampling["n_samples"], sampling["burn_in"]
-    per_chain = n_keep + burn_in
-    start = time.perf_counter()
-    generator = torch.Generator(device=next(flow.parameters()).device).manual_seed(seed)
-    proposals = flow_proposals(flow, p, n_chains * per_chain, sampling["batch_size"], generator)
-    log_w = proposals.log_weight.reshape(n_chains, per_chain)
-    chain = independence_metropolis(log_w, np.random.default_rng(seed))
-    seconds = time.perf_counter() - start
-    flat = chain.index[:, burn_in:] + (np.arange(n_chains) * per_chain)[:, None]
+    n_chains, per_chain = sampling["n_chains"], sampling["n_samples"] + sampling["burn_in"]
     attrs = {
         "L": p.L, "s": p.s, "lam": p.lam, "sampler": sampler, "kind": "flow", "seed": seed,
-        "versions": io.versions(), "acceptance": float(chain.accepted[:, burn_in:].mean()),
-        "ess": analysis.ess(proposals.log_weight), "sample_seconds": seconds,
-        "train_seconds": float(meta["meta"]["train_seconds"]),
-        "train_steps": int(meta["meta"]["train_steps"]),
-        "parameters": flow.n_parameters(), "n_proposals": int(n_chains * per_chain),
+        "versions": io.versions(), "train_seconds": float(meta["meta"]["train_seconds"]),
+        "train_steps": int(meta["meta"]["train_steps"]), "parameters": flow.n_parameters(),
+        "n_proposals": int(n_chains * per_chain),
         "precision": str(precision).removeprefix("torch."),
-        # |Δ log q| against a 2× finer integration (0 for exact coupling flows).
-        "discretisation_error": flow.discretisation_error(256, generator),
-        **proposals.timing.info(),
     }  # fmt: skip
+    start = time.perf_counter()
+    generator = torch.Generator(device=next(flow.parameters()).device).manual_seed(seed)
+    with io.EnsembleWriter(ensemble_path, attrs) as out:
+        acceptance, log_w, timing = _flow_chains(flow, p, sampling, generator, seed, out)
+        out.attrs.update({
+            "acceptance": acceptance, "ess": analysis.ess(log_w),
+            "sample_seconds": time.perf_counter() - start,
+            # |Δ log q| against a 2× finer integration (0 for exact coupling flows).
+            "discretisation_error": flow.discretisation_error(256, generator),
+            **timing.info(),
+        })  # fmt: skip
+        attrs = out.attrs
     if attrs["discretisation_error"] > 0.2:
         log.warning("%s at %s: log q is off by up to %.3g against a finer integration; the "
                     "Metropolis chain targets a distorted distribution", sampler, p.key,
                     attrs["discretisation_error"])  # fmt: skip
-    dataset = io.ensemble_dataset(
-        proposals.phi[flat],
-        {
-            "action": proposals.action[flat],
-            "log_q": proposals.log_q[flat],
-            "log_weight": proposals.log_weight[flat],
-            "accepted": chain.accepted[:, burn_in:],
-        },
-        attrs,
-        per_proposal={
-            "log_weight": log_w,
-            **ensemble_primaries(proposals.phi.reshape(n_chains, per_chain, p.L, p.L)),
-        },
-    )
-    io.write_ensemble(ensemble_path, dataset)
     log.info("%s at %s: acceptance %.3f, ESS %.3f", sampler, p.key, attrs["acceptance"],
              attrs["ess"])  # fmt: skip
+
+
+def _flow_chains(
+    flow: Flow,
+    p: Point,
+    sampling: dict[str, Any],
+    generator: torch.Generator,
+    seed: int,
+    out: io.EnsembleWriter,
+) -> tuple[float, np.ndarray, UpdateTime]:
+    """Flow proposals and their independence MH chains, into ``out`` batch by batch.
+
+    Proposals come in batches (:func:`fieldflow.mcmc.metropolis.iter_proposals`), chain
+    after chain: ``n_chains · (burn_in + n_samples)`` of them, numbered chain · per_chain
+    + position. Each batch extends its chain (a
+    :class:`~fieldflow.mcmc.metropolis.StreamingChain` carries the current state to the
+    next batch, the uniform numbers come from ``default_rng(seed)`` in proposal order);
+    its kept chain states and the primaries of its raw proposals then go to ``out``.
+
+    Returns:
+        the acceptance over the kept draws, the log weights of every proposal
+        (chain, per_chain), for the ESS, and the seconds per proposal.
+    """
+    n_chains, n_keep, burn_in = sampling["n_chains"], sampling["n_samples"], sampling["burn_in"]
+    per_chain = n_keep + burn_in
+    probe = ensemble_primaries(np.zeros((1, 1, p.L, p.L), dtype=np.float32))
+    per_proposal = {"log_weight": (per_chain,)}
+    per_proposal.update({name: (per_chain, *v.shape[2:]) for name, v in probe.items()})
+    per_draw = {"action": np.float64, "log_q": np.float64, "log_weight": np.float64,
+                "accepted": np.bool_}  # fmt: skip
+    out.start(n_chains, n_keep, p.L, per_draw, per_proposal)
+    rng = np.random.default_rng(seed)
+    watch = Stopwatch(clock_for(next(flow.parameters()).device.type))
+    chains = [StreamingChain() for _ in range(n_chains)]
+    log_w = np.empty((n_chains, per_chain))
+    accepted, first = 0, 0
+    batches = iter_proposals(flow, p, n_chains * per_chain, sampling["batch_size"], generator,
+                             watch)  # fmt: skip
+    for batch in batches:
+        for chain, where, part in _by_chain(batch, first, per_chain):
+            states, accept = chains[chain].extend(part, np.log(rng.uniform(size=len(part))))
+            log_w[chain, where] = part.log_weight
+            kept = slice(max(burn_in - where.start, 0), None)
+            states, accept = states[kept], accept[kept]
+            if len(states):
+                accepted += int(accept.sum())
+                series = {"action": states.action, "log_q": states.log_q,
+                          "log_weight": states.log_weight, "accepted": accept}  # fmt: skip
+                out.append(states.phi, series, chain=chain)
+            primaries = {k: v[0] for k, v in ensemble_primaries(part.phi[None]).items()}
+            out.append_proposals({"log_weight": part.log_weight, **primaries}, chain=chain)
+        first += len(batch)
+    acceptance = accepted / (n_chains * n_keep) if n_keep else math.nan
+    return acceptance, log_w, watch.result()
+
+
+def _by_chain(
+    batch: ProposalBatch, first: int, per_chain: int
+) -> Iterator[tuple[int, slice, ProposalBatch]]:
+    """Split proposals numbered ``first``… (chain · per_chain + position) by chain.
+
+    Yields (chain, its positions, its proposals of ``batch``).
+    """
+    offset = 0
+    while offset < len(batch):
+        chain, position = divmod(first + offset, per_chain)
+        size = min(per_chain - position, len(batch) - offset)
+        yield chain, slice(position, position + size), batch[offset : offset + size]
+        offset += size
 
 
 def mcmc_stage(
@@ -180,25 +240,28 @@ def mcmc_stage(
 ) -> None:
     """Run a Markov-chain baseline of :data:`fieldflow.samplers.MCMC` at one point.
 
-    ``settings`` is the config section of the same name. The ensemble's ``sample_seconds``
-    covers burn-in and tuning; its ``seconds_per_update`` (and error), from the sampler's
-    info, times the kept updates only, batch by batch.
+    ``settings`` is the config section of the same name. The kept draws go to the store as
+    they are made (:class:`fieldflow.io.EnsembleWriter`), so memory does not grow with the
+    run. The ensemble's ``sample_seconds`` covers burn-in, tuning and writing; its
+    ``seconds_per_update`` (and error), from the sampler's info, times the production
+    updates only, batch by batch, thinned away or not; ``thin`` is in the info too.
     """
-    run = samplers.mcmc_runner(sampler)
+    run = samplers.mcmc_stream(sampler)
     p = _point(point)
-    start = time.perf_counter()
-    result = run(p, settings, seed, progress)
-    seconds = time.perf_counter() - start
     attrs = {
         "L": p.L, "s": p.s, "lam": p.lam, "sampler": sampler, "kind": "mcmc", "seed": seed,
-        "versions": io.versions(), "acceptance": result.acceptance, "sample_seconds": seconds,
-        "n_proposals": int(result.phi.shape[0] * result.phi.shape[1]),
+        "versions": io.versions(),
     }  # fmt: skip
-    clash = attrs.keys() & result.info.keys()
-    if clash:
-        raise ValueError(f"{sampler} reports {sorted(clash)} in its info, which the stage sets")
-    attrs.update(result.info)
-    io.write_ensemble(ensemble_path, io.ensemble_dataset(result.phi, result.per_draw, attrs))
+    start = time.perf_counter()
+    with io.EnsembleWriter(ensemble_path, attrs) as out:
+        result = run(p, settings, seed, out, progress)
+        seconds = time.perf_counter() - start
+        out.attrs.update(acceptance=result.acceptance, sample_seconds=seconds,
+                         n_proposals=out.sizes["chain"] * out.sizes["draw"])  # fmt: skip
+        clash = out.attrs.keys() & result.info.keys()
+        if clash:
+            raise ValueError(f"{sampler} reports {sorted(clash)} in its info, which the stage sets")
+        out.attrs.update(result.info)
     details = ", ".join(f"{key} {value:.4g}" if isinstance(value, float) else f"{key} {value}"
                         for key, value in result.info.items())  # fmt: skip
     log.info("%s at %s: acceptance %.3f, %s, %.1f s", sampler, p.key, result.acceptance,
@@ -223,6 +286,22 @@ def ensemble_primaries(phi: np.ndarray, chunk: int = 8192) -> dict[str, np.ndarr
     }
 
 
+def stored_primaries(dataset: xr.Dataset) -> dict[str, np.ndarray]:
+    """:func:`ensemble_primaries` of the φ of an open ensemble, read one chunk at a time.
+
+    Only a chunk of φ (:func:`fieldflow.io.iter_chunks`) is in memory at once, besides the
+    primaries themselves, (chain, draw) each and (chain, draw, L) for ``correlator``.
+    """
+    n_chains, n_draws = dataset.sizes["chain"], dataset.sizes["draw"]
+    primaries: dict[str, np.ndarray] = {}
+    for chain, draws, phi in io.iter_chunks(dataset, "phi"):
+        for name, values in ensemble_primaries(phi[None]).items():
+            if name not in primaries:
+                primaries[name] = np.empty((n_chains, n_draws, *values.shape[2:]))
+            primaries[name][chain, draws] = values[0]
+    return primaries
+
+
 def observables_stage(
     ensemble_path: str | Path,
     table_path: str | Path,
@@ -240,13 +319,13 @@ def observables_stage(
     Markov chain), C(t), m_eff(t) of the chain (``correlator_path``), its crossings between
     the vacua (``tunnelling_path``, one row of :data:`TUNNELLING_COLUMNS`) and the
     distribution of M/V (``histogram_path``, :data:`HISTOGRAM_COLUMNS`), both from
-    :mod:`fieldflow.tunnelling`.
+    :mod:`fieldflow.tunnelling`. φ is read one chunk at a time (:func:`stored_primaries`):
+    memory grows with the per-configuration primaries only, not with the fields.
     """
     dataset = io.read_ensemble(ensemble_path)
-    phi = io.load_array(dataset, "phi")
     attrs = dataset.attrs
     L = int(attrs["L"])
-    primaries = ensemble_primaries(phi)
+    primaries = stored_primaries(dataset)
     keys = {"L": attrs["L"], "s": attrs["s"], "lam": attrs["lam"], "sampler": attrs["sampler"]}
 
     def rows(estimates: dict[str, analysis.Estimate], n: int, problems: list[str]) -> pd.DataFrame:
@@ -258,14 +337,14 @@ def observables_stage(
             for name, e in estimates.items()
         ], columns=OBSERVABLE_COLUMNS)  # fmt: skip
 
-    n = phi.shape[0] * phi.shape[1]
+    n = dataset.sizes["chain"] * dataset.sizes["draw"]
     # A flow's effective number of raw proposals limits both of its estimators.
     effective = attrs["ess"] * attrs["n_proposals"] if attrs.get("kind") == "flow" else None
     problems = quality.chain_problems(
         n,
         accepted=int(io.load_array(dataset, "accepted").sum()) if "accepted" in dataset else None,
         effective=effective,
-        magnetization=phi.sum(axis=(-2, -1), dtype=np.float64),
+        magnetization=primaries["m"],  # only its sign is used
     )
     for problem in problems:
         log.warning("%s at %s: unreliable: %s", attrs["sampler"], Point(L, attrs["s"],
@@ -288,7 +367,9 @@ def observables_stage(
         correlator = pd.DataFrame(analysis.correlator_rows(primaries["correlator"], S))
         outputs[correlator_path] = correlator.assign(**keys)[[*keys, *correlator.columns]]
     if tunnelling_path is not None:
-        found = tunnelling.tunnelling(primaries["m"], attrs.get("seconds_per_update", np.nan))
+        # Seconds per stored draw: a Markov chain thinned by `thin` stores every thin-th update.
+        per_draw = attrs.get("seconds_per_update", np.nan) * attrs.get("thin", 1)
+        found = tunnelling.tunnelling(primaries["m"], per_draw)
         outputs[tunnelling_path] = pd.DataFrame([{**keys, **found.row()}],
                                                 columns=TUNNELLING_COLUMNS)  # fmt: skip
         log.info("%s: %d crossings of |M/V| > %.3g in %d updates", ensemble_path,

@@ -130,10 +130,12 @@ def scaling(observables: pd.DataFrame, samplers: pd.DataFrame) -> pd.DataFrame:
     the same ξ₂: the Markov-chain baseline with the smallest error, else the flow with the
     smallest error (:func:`xi_source`). Costs, in wall-clock seconds:
 
-    - ``seconds_per_sample`` t (± δt): per configuration (flow proposal, HMC trajectory
-      of one chain, cluster update of one chain), the median over the run's timed batches,
-      ``seconds_per_update`` of ``samplers.csv``. Tables without it (older ensembles) fall
-      back to ``sample_seconds / n_samples``, one time of the whole job, with δt NaN.
+    - ``seconds_per_sample`` t (± δt): per stored configuration (flow proposal, HMC
+      trajectory of one chain, cluster update of one chain, or ``thin`` of them for a
+      thinned Markov chain, as τ_int counts stored draws): ``thin`` times the median over
+      the run's timed batches, ``seconds_per_update`` of ``samplers.csv``. Tables without
+      it (older ensembles) fall back to ``sample_seconds / n_samples``, one time of the
+      whole job, with δt NaN.
     - ``seconds_per_independent`` c = t · 2 τ_int(χ₂), per effectively independent
       sample of χ₂, with δc = c · sqrt((δτ/τ)² + (δt/t)²).
     - ``cost_1e4``, ``cost_1e6``: c plus a flow's training time spread over 10⁴ and 10⁶
@@ -185,14 +187,17 @@ def scaling(observables: pd.DataFrame, samplers: pd.DataFrame) -> pd.DataFrame:
 
 
 def _seconds_per_sample(r: tuple) -> tuple[float, float]:
-    """(t, δt) of a samplers.csv row: its timed ``seconds_per_update``, else the job's mean.
+    """(t, δt) per stored draw of a samplers.csv row: ``thin`` (1 if absent) times its timed
+    ``seconds_per_update``, else the job's mean.
 
     δt adds :data:`TIMING_SYSTEMATIC` · t in quadrature to the error from the spread of
     the job's timed batches, which does not see what differs from one job to the next.
     """
-    timed = float(getattr(r, "seconds_per_update", math.nan))
+    thin = float(getattr(r, "thin", math.nan))
+    thin = thin if math.isfinite(thin) else 1.0
+    timed = thin * float(getattr(r, "seconds_per_update", math.nan))
     if math.isfinite(timed):
-        within = float(getattr(r, "seconds_per_update_error", math.nan))
+        within = thin * float(getattr(r, "seconds_per_update_error", math.nan))
         return timed, math.hypot(within, TIMING_SYSTEMATIC * timed)
     return r.sample_seconds / r.n_samples, math.nan
 

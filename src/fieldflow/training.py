@@ -12,6 +12,16 @@ A warm-up (``warmup_steps``) may come first: the same loss for the flow's global
 alone (those that integrate no ODE, such as the cnf's zero-mode spline) while every ODE
 layer is still the identity. It costs a few milliseconds a step and lets the global layers
 find the ordered phase's two vacua before the local vector field starts to learn.
+
+A continuous flow's log q is exact only to its integrator's error, and training can learn a
+vector field stiff enough to exploit it. At every ESS measurement (and at the end) log q is
+compared with a twice-finer integration; beyond ``max_discretisation_error`` the ODE's steps
+are doubled (``max_refinements`` times in a run) before the run falls back on a stored
+state. The run returns the best state it has measured by ESS among those that passed the
+check (``TrainResult.final_state`` says which). ``kinetic_weight`` adds the kinetic energy
+of the ODE's paths to the loss (Finlay et al. arXiv:2002.02798), which keeps them straight
+and cheap to integrate; ``estimator="path"`` uses the path gradient of the reverse KL
+(Vaitl et al. arXiv:2207.08219).
 """
 
 from __future__ import annotations
@@ -21,22 +31,25 @@ import glob
 import logging
 import math
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import torch
+from torch import Tensor
 from tqdm.auto import tqdm
 
-from fieldflow.analysis import ess
 from fieldflow.errors import FieldflowError
 from fieldflow.flows import Flow, ModelFileError, tensor_digest
+from fieldflow.guard import Guard, Snapshot, ode_layers
 from fieldflow.io import remove_stale_partials
 from fieldflow.lattice import Point, action
 
 log = logging.getLogger(__name__)
 
 HISTORY_COLUMNS = ("step", "seconds", "loss", "ess")
+ESTIMATORS = ("plain", "path")
 
 
 @dataclass(frozen=True)
@@ -54,10 +67,17 @@ class TrainConfig:
     grad_clip: float | None = 100.0
     max_recoveries: int = 5
     #: Largest tolerated |Δ log q| between a continuous flow and its 2× finer integration,
-    #: checked at every ESS measurement; beyond it the run is treated as diverged.
+    #: checked at every ESS measurement and at the end; beyond it the ODE is refined.
     max_discretisation_error: float = 0.2
+    #: Doublings of the ODE's steps (RK4: n_steps × 2; dopri5: tolerances / 100) the check
+    #: may make in one run; once they are spent, a failed check restores a measured state.
+    max_refinements: int = 2
     #: Steps of the warm-up of the global layers (see the module docstring); 0: none.
     warmup_steps: int = 0
+    #: Weight of the kinetic energy ∫₀¹ ‖v‖² dt / V of the ODE's paths in the loss; 0: off.
+    kinetic_weight: float = 0.0
+    #: Gradient estimator of the reverse KL: "plain" (reparameterisation) or "path".
+    estimator: str = "plain"
 
     def __post_init__(self) -> None:
         if self.steps is None and self.max_seconds is None:
@@ -66,6 +86,13 @@ class TrainConfig:
             raise ValueError(f"lr_schedule must be 'constant' or 'cosine', got {self.lr_schedule}")
         if self.warmup_steps < 0:
             raise ValueError(f"warmup_steps must be >= 0, got {self.warmup_steps}")
+        if self.max_refinements < 0:
+            raise ValueError(f"max_refinements must be >= 0, got {self.max_refinements}")
+        if not (math.isfinite(self.kinetic_weight) and self.kinetic_weight >= 0):
+            raise ValueError(f"kinetic_weight must be a finite number >= 0, got "
+                             f"{self.kinetic_weight}")  # fmt: skip
+        if self.estimator not in ESTIMATORS:
+            raise ValueError(f"estimator must be one of {ESTIMATORS}, got {self.estimator!r}")
 
     def progress(self, step: int, seconds: float) -> float:
         """Fraction of the budget used, in [0, 1]: the larger of steps and seconds."""
@@ -86,25 +113,64 @@ class TrainConfig:
 
 @dataclass(frozen=True)
 class TrainResult:
-    """``steps`` of the main loop, ``warmup_steps`` taken before it; ``seconds`` of both."""
+    """``steps`` of the main loop, ``warmup_steps`` taken before it; ``seconds`` of both.
+
+    ``final_state`` says which state the flow was left in: ``last`` (the state after the
+    last step), ``refined`` (the same, its ODE refined by the final check), ``best`` (an
+    earlier measured state with a higher ESS, or the last failed the check) or
+    ``initial`` (the state before the first step: nothing trained measured better);
+    ``final_step`` and ``final_ess`` are that state's step and measured ESS.
+    ``hyperparameter_override`` holds the integration settings of the returned flow's ODE
+    (``n_steps``, ``rtol``, ``atol``; empty without one): merged into the family's
+    hyperparameters, they rebuild the flow as it was trained and measured.
+    """
 
     steps: int
     seconds: float
     history: list[dict[str, float]]
     recoveries: int
     warmup_steps: int = 0
+    refinements: int = 0
+    final_state: str = "last"
+    final_step: int = 0
+    final_ess: float = math.nan
+    hyperparameter_override: dict[str, Any] = field(default_factory=dict)
 
 
 class TrainingDiverged(FieldflowError, RuntimeError):
-    """The loss became non-finite more often than the recovery budget allows."""
+    """The loss or the integration check failed more often than the recovery budget
+    allows, or no state of the run passed the integration check."""
 
 
-@torch.no_grad()
-def flow_ess(flow: Flow, point: Point, n: int, generator: torch.Generator) -> float:
-    """ESS per sample, (Σw)²/(N Σw²), of n fresh proposals; weights in float64."""
-    phi, log_q = flow.sample(n, generator=generator)
-    log_w = -action(phi.double(), point.s, point.lam) - log_q.double()
-    return ess(log_w.cpu().numpy())
+def reverse_kl(
+    flow: Flow, point: Point, config: TrainConfig, generator: torch.Generator
+) -> tuple[Tensor, Tensor]:
+    r"""The objective of one training step and its reverse-KL estimate, on a fresh batch.
+
+    KL = mean over the batch of log q(φ) + S(φ), φ = f(z), an estimate of KL(q‖p) − log Z.
+    The objective has the value KL and its reparameterisation gradient (``plain``), or,
+    with ``estimator="path"``, log q evaluated by the inverse flow with its parameters held
+    fixed: its gradient is the path gradient E[∇_φ(log q + S) · ∂φ/∂θ], without the score
+    term of zero mean (Vaitl et al. arXiv:2207.08219), at the cost of the inverse pass.
+    With ``kinetic_weight`` λ_K the objective gains λ_K · mean K, K = ∫₀¹ ‖v‖² dt / V of
+    the ODE's paths (Finlay et al. arXiv:2002.02798).
+
+    Returns:
+        (objective, KL), scalars; the history records KL.
+    """
+    if config.kinetic_weight:
+        phi, log_q, energy = flow.sample_with_kinetic(config.batch_size, generator)
+    else:
+        phi, log_q = flow.sample(config.batch_size, generator=generator)
+    s = action(phi, point.s, point.lam)
+    kl = (log_q + s).mean()
+    objective = kl
+    if config.estimator == "path":
+        frozen = copy.deepcopy(flow).requires_grad_(False)
+        objective = (frozen.log_prob(phi) + s).mean()
+    if config.kinetic_weight:
+        objective = objective + config.kinetic_weight * energy.mean()
+    return objective, kl
 
 
 def warm_up(flow: Flow, point: Point, config: TrainConfig, generator: torch.Generator) -> int:
@@ -117,8 +183,8 @@ def warm_up(flow: Flow, point: Point, config: TrainConfig, generator: torch.Gene
     0 when there is nothing to warm up (no global or no ODE layer, or an ODE layer that has
     already learnt something, as after a transfer).
     """
-    odes = [layer for layer in flow.layers if getattr(layer, "refined", None) is not None]
-    head = [layer for layer in flow.layers if getattr(layer, "refined", None) is None]
+    odes = ode_layers(flow)
+    head = [layer for layer in flow.layers if layer not in odes]
     if not (config.warmup_steps and odes and head) or not all(o.is_identity() for o in odes):
         return 0
     alone = Flow(flow.L, head)
@@ -138,7 +204,7 @@ def warm_up(flow: Flow, point: Point, config: TrainConfig, generator: torch.Gene
     return config.warmup_steps
 
 
-def _state(flow, optimizer, generator, step, seconds, history, recoveries, fingerprint):
+def _state(flow, optimizer, generator, step, seconds, history, recoveries, fingerprint, guard):
     """Everything a resumed run needs to continue exactly where this one stopped."""
     return {
         "model": flow.state_dict(),
@@ -149,6 +215,7 @@ def _state(flow, optimizer, generator, step, seconds, history, recoveries, finge
         "history": history,
         "recoveries": recoveries,
         "fingerprint": fingerprint,
+        **guard.state(),
     }
 
 
@@ -214,6 +281,10 @@ def train(
 ) -> TrainResult:
     """Train ``flow`` in place by reverse KL; resume from ``checkpoint`` if it exists.
 
+    The state before the first step is measured like the later ones (on a generator of
+    its own, so that the training noise does not depend on it), and the flow is left in
+    the best measured state (:meth:`fieldflow.guard.Guard.settle`, ``TrainResult.final_state``).
+
     Args:
         flow: the flow, already on its device.
         point: the (L, s, λ) of the target.
@@ -221,10 +292,21 @@ def train(
         seed: seeds the noise of every step, so a run is reproducible.
         checkpoint: path written every ``checkpoint_every`` steps and read at start.
         fingerprint: identifies the settings; a checkpoint of other settings is ignored.
+    Raises:
+        ValueError: ``kinetic_weight`` for a flow without an ODE.
+        TrainingDiverged: the recoveries are spent, or no state passed the check.
     """
+    if config.kinetic_weight and not ode_layers(flow):
+        raise ValueError(
+            f"training.kinetic_weight = {config.kinetic_weight:g} needs a flow that integrates "
+            "an ODE (the cnf); set it in cnf.training, or 0 for this flow"
+        )
     device = next(flow.parameters()).device
     generator = torch.Generator(device=device).manual_seed(seed)
+    probe = torch.Generator(device=device).manual_seed(seed + 1)
     optimizer = torch.optim.Adam(flow.parameters(), lr=config.lr)
+    guard = Guard(flow, point, config.max_discretisation_error, config.max_refinements,
+                  config.ess_samples, generator)  # fmt: skip
     step, elapsed, history, recoveries = 0, 0.0, [], 0
     checkpoint = Path(checkpoint) if checkpoint is not None else None
     if checkpoint is not None and checkpoint.exists():
@@ -235,14 +317,19 @@ def train(
             generator.set_state(state["generator"])
             step, elapsed = state["step"], state["seconds"]
             history, recoveries = state["history"], state["recoveries"]
+            guard.load(state)
             log.info("resumed from %s at step %d (%.1f s)", checkpoint, step, elapsed)
 
     warm_start = time.perf_counter()
     warmed = warm_up(flow, point, config, generator) if step == 0 else 0
     elapsed += time.perf_counter() - warm_start if warmed else 0.0
+    start = time.perf_counter() - elapsed
+    if step == 0:
+        guard.measure(0, probe)
+        elapsed = time.perf_counter() - start
     last_good = copy.deepcopy((flow.state_dict(), optimizer.state_dict()))
     bar = tqdm(total=config.steps, initial=step, disable=not progress, desc="train", mininterval=10)
-    start = time.perf_counter() - elapsed
+    final = None  # (step, ESS or None, refined) of the last measurement
 
     def out_of_budget() -> bool:
         over_steps = config.steps is not None and step >= config.steps
@@ -250,9 +337,9 @@ def train(
         return over_steps or over_time
 
     while not out_of_budget():
-        phi, log_q = flow.sample(config.batch_size, generator=generator)
-        loss = (log_q + action(phi, point.s, point.lam)).mean()
-        if not torch.isfinite(loss):
+        optimizer.zero_grad(set_to_none=True)
+        objective, kl = reverse_kl(flow, point, config, generator)
+        if not (torch.isfinite(objective) and torch.isfinite(kl)):
             recoveries += 1
             log.warning("non-finite loss at step %d: restoring last good state", step)
             if recoveries > config.max_recoveries:
@@ -265,42 +352,80 @@ def train(
         # Each recovery halves the learning rate for the rest of the run.
         for group in optimizer.param_groups:
             group["lr"] = config.lr_at(step, elapsed) * 0.5**recoveries
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        objective.backward()
         if config.grad_clip is not None:
             torch.nn.utils.clip_grad_norm_(flow.parameters(), config.grad_clip)
         optimizer.step()
         step += 1
         elapsed = time.perf_counter() - start
         bar.update(1)
-        if step % config.ess_every == 0 or out_of_budget():
-            error = flow.discretisation_error(64, generator)
-            if not error <= config.max_discretisation_error:
-                # A stiff vector field whose fixed-step integration has a fictitious log q
-                # (the loss then falls below its bound -log Z): as bad as a NaN.
+        done = out_of_budget()
+        if step % config.ess_every == 0 or done:
+            refinements = guard.refinements
+            value = guard.measure(step)
+            final = (step, value, guard.refinements > refinements)
+            if value is None and not done:
+                # A stiff vector field whose integration has a fictitious log q (the loss
+                # then falls below its bound -log Z), with no refinement left: as bad as a NaN.
                 recoveries += 1
-                log.warning("step %d: log q off by %.3g between the integrator and a finer "
-                            "one; restoring the last good state", step, error)  # fmt: skip
+                log.warning("step %d: log q off by %.3g against a twice finer integration "
+                            "at %s; restoring the last good state", step, guard.error,
+                            guard.integration())  # fmt: skip
                 if recoveries > config.max_recoveries:
                     raise TrainingDiverged(
-                        f"integration error {error:.3g} of log q at step {step} after "
-                        f"{recoveries - 1} recoveries; lower the lr or raise n_steps"
+                        f"integration error {guard.error:.3g} of log q at step {step} after "
+                        f"{recoveries - 1} recoveries and {guard.refinements} refinements; "
+                        "lower the lr or raise n_steps"
                     )
                 flow.load_state_dict(last_good[0])
                 optimizer.load_state_dict(last_good[1])
                 continue
-            value = flow_ess(flow, point, config.ess_samples, generator)
-            history.append({"step": step, "seconds": elapsed, "loss": loss.item(), "ess": value})
-            bar.set_postfix(loss=f"{loss.item():.3f}", ess=f"{value:.3f}")
-            log.info("step %d  %.1f s  loss %.4f  ESS %.3f", step, elapsed, loss.item(), value)
-            last_good = copy.deepcopy((flow.state_dict(), optimizer.state_dict()))
+            if value is not None:
+                history.append({"step": step, "seconds": elapsed, "loss": kl.item(), "ess": value})
+                bar.set_postfix(loss=f"{kl.item():.3f}", ess=f"{value:.3f}")
+                log.info("step %d  %.1f s  loss %.4f  ESS %.3f", step, elapsed, kl.item(), value)
+                last_good = copy.deepcopy((flow.state_dict(), optimizer.state_dict()))
         if checkpoint is not None and step % config.checkpoint_every == 0:
             state = _state(
-                flow, optimizer, generator, step, elapsed, history, recoveries, fingerprint
+                flow, optimizer, generator, step, elapsed, history, recoveries, fingerprint, guard
             )
             _write_checkpoint(checkpoint, state)
     bar.close()
-    return TrainResult(step, elapsed, history, recoveries, warmed)
+    if final is None or final[0] != step:  # resumed at the end of the budget
+        refinements = guard.refinements
+        final = (step, guard.measure(step), guard.refinements > refinements)
+    settled = guard.settle(*final, probe)
+    if settled is None:
+        raise TrainingDiverged(
+            f"no state of the run passed the integration check: log q is off by "
+            f"{guard.error:.3g} at {guard.integration()} after {guard.refinements} "
+            "refinements; raise n_steps or max_refinements, or lower the lr"
+        )
+    name, kept = settled
+    _report(name, kept, step, guard, passed=final[1] is not None)
+    return TrainResult(
+        step, elapsed, history, recoveries, warmed, guard.refinements, name, kept.step,
+        kept.ess, guard.integration(),
+    )  # fmt: skip
+
+
+def _report(name: str, kept: Snapshot, step: int, guard: Guard, passed: bool) -> None:
+    """One log line on the state the run returns, and why."""
+    where = f"step {kept.step}, ESS {kept.ess:.3f}, {guard.integration() or 'exact log q'}"
+    if name in ("last", "refined"):
+        log.info("returning the %s state (%s)", name, where)
+        return
+    why = (
+        f"it measured a higher ESS than the last (step {step})"
+        if passed
+        else f"the last (step {step}) failed the integration check: log q off by "
+        f"{guard.error:.3g} after {guard.refinements} refinements"
+    )
+    if name == "best":
+        log.warning("returning the best measured state (%s): %s", where, why)
+    else:
+        log.warning("returning the initial state, before training (%s): no trained state "
+                    "measured better; %s", where, why)  # fmt: skip
 
 
 def config_from_dict(settings: dict) -> TrainConfig:

@@ -46,11 +46,22 @@ class Flow(nn.Module):
 
     def transform(self, z: Tensor) -> tuple[Tensor, Tensor]:
         """φ = f(z) and log |det ∂f/∂z|, shapes (batch, L, L) and (batch,)."""
+        phi, log_det, _ = self._push(z, kinetic=False)
+        return phi, log_det
+
+    def _push(self, z: Tensor, kinetic: bool) -> tuple[Tensor, Tensor, Tensor]:
+        """φ, log det and the summed kinetic energy of the layers that integrate an ODE
+        (their ``forward_with_kinetic``; zero if ``kinetic`` is off or there are none)."""
         log_det = torch.zeros(z.shape[0], dtype=z.dtype, device=z.device)
+        energy = torch.zeros_like(log_det)
         for layer in self.layers:
-            z, ld = layer(z)
+            if kinetic and hasattr(layer, "forward_with_kinetic"):
+                z, ld, e = layer.forward_with_kinetic(z)
+                energy = energy + e
+            else:
+                z, ld = layer(z)
             log_det = log_det + ld
-        return z, log_det
+        return z, log_det, energy
 
     def inverse(self, phi: Tensor) -> tuple[Tensor, Tensor]:
         """z = f⁻¹(φ) and log |det ∂f⁻¹/∂φ|."""
@@ -60,14 +71,29 @@ class Flow(nn.Module):
             log_det = log_det + ld
         return phi, log_det
 
-    def sample(self, n: int, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
-        """Draw n configurations with their exact log q, shapes (n, L, L) and (n,)."""
+    def _noise(self, n: int, generator: torch.Generator | None) -> Tensor:
         ref = self._reference
-        z = torch.randn(
+        return torch.randn(
             (n, self.L, self.L), generator=generator, dtype=ref.dtype, device=ref.device
         )
+
+    def sample(self, n: int, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
+        """Draw n configurations with their exact log q, shapes (n, L, L) and (n,)."""
+        z = self._noise(n, generator)
         phi, log_det = self.transform(z)
         return phi, normal_log_prob(z) - log_det
+
+    def sample_with_kinetic(
+        self, n: int, generator: torch.Generator | None = None
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        r"""``sample`` and the kinetic energy K = Σ_ODE layers ∫₀¹ ‖v‖² dt / V of each draw.
+
+        K is the regulariser of Finlay et al. (arXiv:2002.02798); it is zero for flows
+        without an ODE. Shapes (n, L, L), (n,) and (n,).
+        """
+        z = self._noise(n, generator)
+        phi, log_det, energy = self._push(z, kinetic=True)
+        return phi, normal_log_prob(z) - log_det, energy
 
     def log_prob(self, phi: Tensor) -> Tensor:
         """log q(φ) of given configurations, via the inverse; shape (batch,)."""
@@ -89,9 +115,7 @@ class Flow(nn.Module):
         refined = [getattr(layer, "refined", None) for layer in self.layers]
         if all(r is None for r in refined):
             return 0.0
-        ref = self._reference
-        z = torch.randn((n, self.L, self.L), generator=generator, dtype=ref.dtype,
-                        device=ref.device)  # fmt: skip
+        z = self._noise(n, generator)
         coarse, fine = z, z
         ld_coarse = ld_fine = z.new_zeros(n)
         for layer, finer in zip(self.layers, refined, strict=True):

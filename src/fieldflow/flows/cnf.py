@@ -16,6 +16,10 @@ because only the y = x term of the convolution depends on φ_x.
 The ODE is integrated with fixed-step RK4 (or torchdiffeq's adaptive dopri5). The log-det is
 the integrated divergence, which equals log |det| of the discrete map only up to the
 integrator's error, O(h⁴) for RK4; likewise the inverse (integrating back from t = 1 to 0).
+Training checks that error against a twice-finer integration (``refined``) and may
+``refine`` the integrator in place (:mod:`fieldflow.guard`). ``forward_with_kinetic`` also
+integrates the kinetic energy ∫‖v‖² dt / V of the paths, a regulariser that keeps them
+straight and so cheap to integrate (Finlay et al. arXiv:2002.02798).
 
 With ``zero_mode`` the noise first passes an odd spline of its zero mode and a scale of its
 fluctuations (:class:`~fieldflow.flows.zeromode.ZeroModeSpline`), which puts the two vacua
@@ -154,31 +158,67 @@ class ContinuousFlow(Bijection):
         self.atol = atol
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        return self._integrate(x, reverse=False)
+        phi, log_det, _ = self._integrate(x, reverse=False, kinetic=False)
+        return phi, log_det
+
+    def forward_with_kinetic(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        r"""``forward`` and the kinetic energy of the path, K = ∫₀¹ ‖v(φ_t, t)‖² dt / V.
+
+        K is integrated along with φ and log det by the same solver (for RK4 from the same
+        stages, h/6 (‖k₁‖² + 2‖k₂‖² + 2‖k₃‖² + ‖k₄‖²)); it is the regulariser of Finlay et
+        al. (arXiv:2002.02798), which favours straight paths that few steps integrate well.
+
+        Returns:
+            φ, log |det| and K, shapes (batch, L, L), (batch,) and (batch,).
+        """
+        return self._integrate(x, reverse=False, kinetic=True)
 
     def refined(self) -> ContinuousFlow:
-        """The same vector field, integrated twice as finely (RK4: 2 n_steps; dopri5:
-        tolerances / 100), to measure the integration error of log q."""
+        """The same vector field, integrated twice as finely (see :meth:`refine`), to measure
+        the integration error of log q."""
+        finer = ContinuousFlow(self.field, self.n_steps, self.solver, self.rtol, self.atol)
+        finer.refine()
+        return finer
+
+    def refine(self) -> None:
+        """Integrate twice as finely from now on: RK4 2 n_steps, dopri5 tolerances / 100."""
         if self.solver == "rk4":
-            return ContinuousFlow(self.field, 2 * self.n_steps, self.solver, self.rtol, self.atol)
-        return ContinuousFlow(self.field, self.n_steps, self.solver, self.rtol / 100,
-                              self.atol / 100)  # fmt: skip
+            self.n_steps *= 2
+        else:
+            self.rtol, self.atol = self.rtol / 100, self.atol / 100
+
+    @property
+    def integration(self) -> dict[str, Any]:
+        """The settings :meth:`refine` changes (n_steps, rtol, atol): keyword arguments of
+        :func:`build_cnf` that rebuild the refined flow."""
+        return {"n_steps": self.n_steps, "rtol": self.rtol, "atol": self.atol}
+
+    @integration.setter
+    def integration(self, settings: dict[str, Any]) -> None:
+        self.n_steps, self.rtol, self.atol = settings["n_steps"], settings["rtol"], settings["atol"]
 
     def inverse(self, y: Tensor) -> tuple[Tensor, Tensor]:
-        return self._integrate(y, reverse=True)
+        phi, log_det, _ = self._integrate(y, reverse=True, kinetic=False)
+        return phi, log_det
 
-    def _integrate(self, phi: Tensor, reverse: bool) -> tuple[Tensor, Tensor]:
+    def _integrate(
+        self, phi: Tensor, reverse: bool, kinetic: bool
+    ) -> tuple[Tensor, Tensor, Tensor | None]:
+        """φ, log det and, if ``kinetic``, ∫‖v‖² dt / V (else None) of either direction."""
         if self.solver == "dopri5":
-            return self._dopri5(phi, reverse)
-        return self._rk4(phi, reverse)
+            return self._dopri5(phi, reverse, kinetic)
+        return self._rk4(phi, reverse, kinetic)
 
-    def _rk4(self, phi: Tensor, reverse: bool) -> tuple[Tensor, Tensor]:
+    def _rk4(
+        self, phi: Tensor, reverse: bool, kinetic: bool
+    ) -> tuple[Tensor, Tensor, Tensor | None]:
         n = self.n_steps
         # The kernel depends on t alone: transform it once at all 2n+1 stage times.
         t = torch.linspace(0.0, 1.0, 2 * n + 1, dtype=phi.dtype, device=phi.device)
         w_hat, w_0 = self.field.spectral_kernel(t.flip(0) if reverse else t)
         h = -1.0 / n if reverse else 1.0 / n
         log_det = phi.new_zeros(phi.shape[0])
+        energy = phi.new_zeros(phi.shape[0]) if kinetic else None
         for i in range(n):
             k1, d1 = self.field.evaluate(phi, w_hat[2 * i], w_0[2 * i])
             k2, d2 = self.field.evaluate(phi + 0.5 * h * k1, w_hat[2 * i + 1], w_0[2 * i + 1])
@@ -186,19 +226,31 @@ class ContinuousFlow(Bijection):
             k4, d4 = self.field.evaluate(phi + h * k3, w_hat[2 * i + 2], w_0[2 * i + 2])
             phi = phi + (h / 6.0) * (k1 + 2.0 * k2 + 2.0 * k3 + k4)
             log_det = log_det + (h / 6.0) * (d1 + 2.0 * d2 + 2.0 * d3 + d4)
-        return phi, log_det
+            if kinetic:
+                e1, e2, e3, e4 = (k.square().sum(dim=(-2, -1)) for k in (k1, k2, k3, k4))
+                energy = energy + (abs(h) / 6.0) * (e1 + 2.0 * e2 + 2.0 * e3 + e4)
+        if kinetic:
+            energy = energy / (phi.shape[-2] * phi.shape[-1])
+        return phi, log_det, energy
 
-    def _dopri5(self, phi: Tensor, reverse: bool) -> tuple[Tensor, Tensor]:
+    def _dopri5(
+        self, phi: Tensor, reverse: bool, kinetic: bool
+    ) -> tuple[Tensor, Tensor, Tensor | None]:
         t = torch.tensor([1.0, 0.0] if reverse else [0.0, 1.0], dtype=phi.dtype, device=phi.device)
+        volume = phi.shape[-2] * phi.shape[-1]
 
-        def dynamics(t: Tensor, state: tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor]:
-            return self.field(state[0], t)
+        def dynamics(t: Tensor, state: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
+            v, div = self.field(state[0], t)
+            if not kinetic:
+                return v, div
+            # Backwards t runs from 1 to 0: the sign keeps K = ∫₀¹ ‖v‖² dt / V positive.
+            sign = -1.0 if reverse else 1.0
+            return v, div, sign * v.square().sum(dim=(-2, -1)) / volume
 
-        state = (phi, phi.new_zeros(phi.shape[0]))
-        phi_t, log_det_t = odeint(
-            dynamics, state, t, method="dopri5", rtol=self.rtol, atol=self.atol
-        )
-        return phi_t[-1], log_det_t[-1]
+        zero = phi.new_zeros(phi.shape[0])
+        state = (phi, zero, zero) if kinetic else (phi, zero)
+        final = odeint(dynamics, state, t, method="dopri5", rtol=self.rtol, atol=self.atol)
+        return final[0][-1], final[1][-1], final[2][-1] if kinetic else None
 
     def is_identity(self) -> bool:
         """Whether v ≡ 0 (every kernel coefficient zero), as at initialisation."""

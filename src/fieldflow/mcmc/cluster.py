@@ -41,7 +41,7 @@ from scipy.sparse.csgraph import connected_components
 from tqdm.auto import tqdm
 
 from fieldflow.lattice import Point, action
-from fieldflow.mcmc.chain import ChainResult
+from fieldflow.mcmc.chain import ChainResult, ChainSummary, DrawSink, check_thin, collect
 from fieldflow.mcmc.timing import Stopwatch
 
 log = logging.getLogger(__name__)
@@ -65,8 +65,10 @@ class ClusterSettings:
     variant: str = "sw"
     overrelax: bool = False
     target_acceptance: float = 0.5
+    thin: int = 1
 
     def __post_init__(self) -> None:
+        check_thin(self.thin)
         if self.n_chains < 1:
             raise ValueError(f"n_chains must be at least 1, got {self.n_chains}")
         for name in ("n_updates", "burn_in"):
@@ -92,6 +94,7 @@ class ClusterSettings:
             variant=str(settings.get("variant", "sw")),
             overrelax=bool(settings.get("overrelax", False)),
             target_acceptance=float(settings.get("target_acceptance", 0.5)),
+            thin=_count("thin", settings.get("thin", 1)),
         )
 
 
@@ -366,20 +369,26 @@ def _tune(
     return phi, math.exp(log_delta)
 
 
-def run(point: Point, settings: dict[str, Any], seed: int, progress: bool = True) -> ChainResult:
+def stream(
+    point: Point, settings: dict[str, Any], seed: int, sink: DrawSink, progress: bool = True
+) -> ChainSummary:
     r"""Run ``n_chains`` cluster chains from φ = 0.1·N(0, 1); keep ``n_updates`` each.
 
-    Settings: ``n_chains``, ``n_updates``, ``burn_in`` (updates discarded; δ is tuned
-    there only), and optionally ``local_sweeps`` (1), ``variant`` ("sw" | "wolff"),
-    ``overrelax`` (False), ``target_acceptance`` (0.5, of the local Metropolis steps).
+    Settings: ``n_chains``, ``n_updates`` (kept per chain), ``burn_in`` (updates
+    discarded; δ is tuned there only), and optionally ``thin`` (1: after the burn-in,
+    ``n_updates * thin`` updates run and every ``thin``-th is kept), ``local_sweeps`` (1),
+    ``variant`` ("sw" | "wolff"), ``overrelax`` (False), ``target_acceptance`` (0.5, of
+    the local Metropolis steps).
+
+    ``sink`` receives each kept update as it is made: φ (chain, draw, L, L) float32; per
+    draw ``action`` (S after the update) and ``cluster_fraction`` (fraction of sites
+    flipped by its cluster step), float64.
 
     Returns:
-        φ (chain, n_updates, L, L) float32; per draw ``action`` (S after the update) and
-        ``cluster_fraction`` (fraction of sites flipped by its cluster step), float64;
-        acceptance of the local Metropolis steps over the kept updates (NaN without kept
-        updates); info: ``step_size``, ``local_sweeps``, ``variant``, ``overrelax``, and
-        ``seconds_per_update`` with its error: the median seconds per update of one chain,
-        each kept update of all chains timed as one batch
+        acceptance of the local Metropolis steps over all production updates (NaN without
+        any); info: ``step_size``, ``local_sweeps``, ``variant``, ``overrelax``, ``thin``,
+        and ``seconds_per_update`` with its error: the median seconds per update of one
+        chain, each production update of all chains timed as one batch
         (:func:`fieldflow.mcmc.timing.per_update`).
     """
     cfg = ClusterSettings.from_dict(settings)
@@ -388,30 +397,40 @@ def run(point: Point, settings: dict[str, Any], seed: int, progress: bool = True
     phi = 0.1 * rng.standard_normal((cfg.n_chains, point.L, point.L))
     phi, delta = _tune(phi, point, cfg, rng, progress)
     log.info("cluster: local step size %.4f after %d burn-in updates", delta, cfg.burn_in)
-    shape = (cfg.n_chains, cfg.n_updates)
-    phis = np.empty((*shape, point.L, point.L), dtype=np.float32)
-    actions, fractions = np.empty(shape), np.empty(shape)
-    rates, or_rates = [], []
+    sink.start(cfg.n_chains, cfg.n_updates, point.L,
+               {"action": np.float64, "cluster_fraction": np.float64})  # fmt: skip
+    n_updates = cfg.n_updates * cfg.thin
+    rate, or_rate, flipped = 0.0, 0.0, 0.0
     watch = Stopwatch()
-    for t in tqdm(range(cfg.n_updates), disable=not progress, desc="cluster", mininterval=10):
+    for t in tqdm(range(n_updates), disable=not progress, desc="cluster", mininterval=10):
+        kept = (t + 1) % cfg.thin == 0
         with watch.batch(cfg.n_chains):
             step = update(phi, point, delta, rng, cfg)
             phi = step.phi
-            phis[:, t] = phi
-            actions[:, t] = action(torch.from_numpy(phi), point.s, point.lam).numpy()
-        fractions[:, t] = step.flipped
-        rates.append(step.acceptance)
-        or_rates.append(step.overrelax_acceptance)
-    acceptance = float(np.mean(rates)) if rates else math.nan
-    if cfg.overrelax and or_rates:
-        log.info("cluster: over-relaxation acceptance %.3f", np.mean(or_rates))
+            if kept:
+                draw = phi.astype(np.float32)[:, None]
+                s = action(torch.from_numpy(phi), point.s, point.lam).numpy()
+        if kept:  # written outside the timed batch
+            sink.append(draw, {"action": s[:, None], "cluster_fraction": step.flipped[:, None]})
+        rate += step.acceptance
+        or_rate += step.overrelax_acceptance
+        flipped += float(step.flipped.mean())
+    acceptance = rate / n_updates if n_updates else math.nan
+    if cfg.overrelax and n_updates:
+        log.info("cluster: over-relaxation acceptance %.3f", or_rate / n_updates)
     log.info("cluster: local acceptance %.3f, mean flipped fraction %.3f", acceptance,
-             fractions.mean() if fractions.size else math.nan)  # fmt: skip
+             flipped / n_updates if n_updates else math.nan)  # fmt: skip
     info = {
         "step_size": delta,
         "local_sweeps": cfg.local_sweeps,
         "variant": cfg.variant,
         "overrelax": cfg.overrelax,
+        "thin": cfg.thin,
         **watch.result().info(),
     }
-    return ChainResult(phis, {"action": actions, "cluster_fraction": fractions}, acceptance, info)
+    return ChainSummary(acceptance, info)
+
+
+def run(point: Point, settings: dict[str, Any], seed: int, progress: bool = True) -> ChainResult:
+    """:func:`stream` with the draws kept in memory, as one :class:`ChainResult`."""
+    return collect(stream, point, settings, seed, progress)

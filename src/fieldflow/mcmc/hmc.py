@@ -30,7 +30,14 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from fieldflow.lattice import Point, action, force, primary_observables, second_moment_length
-from fieldflow.mcmc.chain import ChainResult
+from fieldflow.mcmc.chain import (
+    ChainResult,
+    ChainSummary,
+    Collect,
+    DrawSink,
+    check_thin,
+    collect,
+)
 from fieldflow.mcmc.timing import Stopwatch, UpdateTime
 
 log = logging.getLogger(__name__)
@@ -74,26 +81,31 @@ INTEGRATORS = {"leapfrog": leapfrog, "omelyan": omelyan}
 
 
 @dataclass(frozen=True)
-class HMCResult:
-    """φ (chain, draw, L, L) float32; S and acceptance flags per (chain, draw).
+class HMCRun:
+    """What an HMC run chose and measured, over its production trajectories (after burn-in).
 
     ``n_steps`` is the nominal number of steps, τ = ``n_steps * step_size``;
-    ``mean_steps`` the mean over the kept (jittered) trajectories; ``timing`` the seconds
-    per trajectory of one chain, each kept trajectory of all chains timed as one batch.
+    ``mean_steps`` the mean over the production (jittered) trajectories and ``acceptance``
+    their acceptance rate, kept or thinned away; ``timing`` the seconds per trajectory of
+    one chain, each production trajectory of all chains timed as one batch.
     """
 
-    phi: np.ndarray
-    action: np.ndarray
-    accepted: np.ndarray
     step_size: float
     n_steps: int
     trajectory_length: float
     mean_steps: float
+    acceptance: float
     timing: UpdateTime
 
-    @property
-    def acceptance(self) -> float:
-        return float(self.accepted.mean())
+
+@dataclass(frozen=True)
+class HMCResult(HMCRun):
+    """An :class:`HMCRun` with its kept draws in memory: φ (chain, draw, L, L) float32; S
+    and the acceptance flag of the trajectory that produced each draw, per (chain, draw)."""
+
+    phi: np.ndarray
+    action: np.ndarray
+    accepted: np.ndarray
 
 
 def _trajectory(phi, point, integrator, eps, n_steps, generator):
@@ -235,20 +247,26 @@ def _auto_burn_in(
     return phi, eps, tau
 
 
-def hmc(
+def hmc_stream(
     point: Point,
     n_chains: int,
     n_trajectories: int,
     burn_in: int,
     seed: int,
+    sink: DrawSink,
     trajectory_length: float | Literal["auto"] = 1.0,
     target_acceptance: float = 0.8,
     integrator: str = "leapfrog",
     jitter: float = 0.5,
     progress: bool = True,
     trajectory_per_xi: float = TRAJECTORY_PER_XI,
-) -> HMCResult:
+    thin: int = 1,
+) -> HMCRun:
     """Run ``n_chains`` HMC chains in float64 from a cold start; keep n_trajectories each.
+
+    After the burn-in, ``n_trajectories * thin`` trajectories run and the state after every
+    ``thin``-th goes to ``sink`` (declared (n_chains, n_trajectories) draws of φ, per draw
+    ``action`` and ``accepted``) as soon as it is made, so memory does not grow with the run.
 
     With ``jitter`` > 0 the number of steps of each trajectory is drawn uniformly from
     [(1 − jitter) n, (1 + jitter) n], independently of the state (so detailed balance
@@ -257,7 +275,7 @@ def hmc(
 
     ``trajectory_length="auto"`` splits the burn-in: its first half tunes ε at τ₀ = 1 and
     measures ξ₂, then τ = ``trajectory_per_xi`` · ξ₂ (:func:`auto_trajectory_length`) and
-    the second half re-tunes ε at that τ. Both are frozen for the kept trajectories.
+    the second half re-tunes ε at that τ. Both are frozen for the production trajectories.
     """
     if not 0 <= jitter < 1:
         raise ValueError(f"jitter must be in [0, 1), got {jitter}")
@@ -266,6 +284,7 @@ def hmc(
     _check_trajectory_length(trajectory_length)
     if not (math.isfinite(trajectory_per_xi) and trajectory_per_xi > 0):
         raise ValueError(f"trajectory_per_xi must be positive, got {trajectory_per_xi}")
+    thin = check_thin(thin)
     generator = torch.Generator().manual_seed(seed)
     shape = (n_chains, point.L, point.L)
     phi = 0.1 * torch.randn(shape, generator=generator, dtype=torch.float64)
@@ -283,59 +302,86 @@ def hmc(
     eps, n_steps = _steps(tau, eps)
     log.info("HMC step size %.4f, %d steps per trajectory of %.3f", eps, n_steps, tau)
     step = INTEGRATORS[integrator]
-    phis = np.empty((n_chains, n_trajectories, point.L, point.L), dtype=np.float32)
-    actions = np.empty((n_chains, n_trajectories))
-    accepted = np.empty((n_chains, n_trajectories), dtype=bool)
+    sink.start(n_chains, n_trajectories, point.L, {"action": np.float64, "accepted": np.bool_})
+    n_updates = n_trajectories * thin
     low = max(1, math.floor((1.0 - jitter) * n_steps))
     high = max(low, math.ceil((1.0 + jitter) * n_steps))
-    lengths = torch.randint(low, high + 1, (n_trajectories,), generator=generator).tolist()
+    lengths = torch.randint(low, high + 1, (n_updates,), generator=generator).numpy()
     watch = Stopwatch()
-    for t in tqdm(range(n_trajectories), disable=not progress, desc="hmc", mininterval=10):
+    accepted = 0
+    for t in tqdm(range(n_updates), disable=not progress, desc="hmc", mininterval=10):
+        kept = (t + 1) % thin == 0
         with watch.batch(n_chains):
-            phi, s, accept = _trajectory(phi, point, step, eps, lengths[t], generator)
-            phis[:, t] = phi.numpy()
-            actions[:, t] = s.numpy()
-            accepted[:, t] = accept.numpy()
-    mean_steps = float(np.mean(lengths)) if lengths else float(n_steps)
-    return HMCResult(phis, actions, accepted, eps, n_steps, tau, mean_steps, watch.result())
+            phi, s, accept = _trajectory(phi, point, step, eps, int(lengths[t]), generator)
+            if kept:
+                draw = phi.numpy().astype(np.float32)[:, None]
+                series = {"action": s.numpy()[:, None], "accepted": accept.numpy()[:, None]}
+        accepted += int(accept.sum())
+        if kept:  # written outside the timed batch
+            sink.append(draw, series)
+    mean_steps = float(np.mean(lengths)) if n_updates else float(n_steps)
+    acceptance = accepted / (n_chains * n_updates) if n_updates else math.nan
+    return HMCRun(eps, n_steps, tau, mean_steps, acceptance, watch.result())
 
 
-def run(point: Point, settings: dict[str, Any], seed: int, progress: bool = True) -> ChainResult:
-    """The pipeline's HMC entry point: :func:`hmc` with the config's ``hmc`` settings.
+def hmc(
+    point: Point, n_chains: int, n_trajectories: int, burn_in: int, seed: int, **options: Any
+) -> HMCResult:
+    """:func:`hmc_stream` with its draws kept in memory; ``options`` are its keywords."""
+    sink = Collect()
+    run = hmc_stream(point, n_chains, n_trajectories, burn_in, seed, sink, **options)
+    return HMCResult(**vars(run), phi=sink.phi, action=sink.per_draw["action"],
+                     accepted=sink.per_draw["accepted"])  # fmt: skip
+
+
+def stream(
+    point: Point, settings: dict[str, Any], seed: int, sink: DrawSink, progress: bool = True
+) -> ChainSummary:
+    """The pipeline's HMC entry point: :func:`hmc_stream` with the config's ``hmc`` settings.
 
     Args:
         point: the lattice point.
-        settings: ``n_chains``, ``n_trajectories``, ``burn_in`` and optionally
-            ``trajectory_length`` (number or ``"auto"``), ``target_acceptance``,
-            ``integrator``, ``trajectory_jitter``, ``trajectory_per_xi``.
+        settings: ``n_chains``, ``n_trajectories`` (kept per chain), ``burn_in`` and
+            optionally ``thin``, ``trajectory_length`` (number or ``"auto"``),
+            ``target_acceptance``, ``integrator``, ``trajectory_jitter``,
+            ``trajectory_per_xi``.
         seed: seeds every random stream.
+        sink: receives φ (chain, draw, L, L) float32, per draw ``action`` (float64) and
+            ``accepted`` (bool), a kept trajectory at a time.
     Returns:
-        φ (chain, draw, L, L) float32, per draw ``action`` (float64) and ``accepted``
-        (bool); info ``step_size`` ε, ``n_leapfrog`` (mean steps per kept trajectory),
-        ``trajectory_length`` τ, and ``seconds_per_update`` with its error: the median
-        seconds per trajectory of one chain (:func:`fieldflow.mcmc.timing.per_update`).
+        the acceptance over all production trajectories; info ``step_size`` ε,
+        ``n_leapfrog`` (mean steps per production trajectory), ``trajectory_length`` τ,
+        ``thin``, and ``seconds_per_update`` with its error: the median seconds per
+        trajectory of one chain (:func:`fieldflow.mcmc.timing.per_update`), kept or not.
     """
-    result = hmc(
+    thin = check_thin(settings.get("thin", 1))
+    result = hmc_stream(
         point,
         settings["n_chains"],
         settings["n_trajectories"],
         settings["burn_in"],
         seed,
+        sink,
         trajectory_length=settings.get("trajectory_length", 1.0),
         target_acceptance=settings.get("target_acceptance", 0.8),
         integrator=settings.get("integrator", "leapfrog"),
         jitter=settings.get("trajectory_jitter", 0.5),
         progress=progress,
         trajectory_per_xi=settings.get("trajectory_per_xi", TRAJECTORY_PER_XI),
+        thin=thin,
     )
-    return ChainResult(
-        phi=result.phi,
-        per_draw={"action": result.action, "accepted": result.accepted},
+    return ChainSummary(
         acceptance=result.acceptance,
         info={
             "step_size": result.step_size,
             "n_leapfrog": result.mean_steps,
             "trajectory_length": result.trajectory_length,
+            "thin": thin,
             **result.timing.info(),
         },
     )
+
+
+def run(point: Point, settings: dict[str, Any], seed: int, progress: bool = True) -> ChainResult:
+    """:func:`stream` with the draws kept in memory, as one :class:`ChainResult`."""
+    return collect(stream, point, settings, seed, progress)

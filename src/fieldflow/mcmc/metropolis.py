@@ -4,11 +4,16 @@ Proposals φ' ~ q are independent of the current state, so the chain accepts φ'
 probability min(1, w(φ')/w(φ)), w = exp(−S − log q). The chain samples p exactly
 whatever the flow's quality; a poor flow shows as low acceptance and long τ_int.
 Log weights are handled in float64.
+
+Proposals can be drawn all at once (:func:`flow_proposals`) or batch by batch
+(:func:`iter_proposals`), with a :class:`StreamingChain` per chain continued across the
+batches: the same proposals and the same chain, without holding them all.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -40,6 +45,26 @@ class Proposals:
 
 
 @dataclass(frozen=True)
+class ProposalBatch:
+    """Consecutive flow samples (or the chain's states after them): φ (k, L, L) float32,
+    log q and S (k,) float64."""
+
+    phi: np.ndarray
+    log_q: np.ndarray
+    action: np.ndarray
+
+    @property
+    def log_weight(self) -> np.ndarray:
+        return -self.action - self.log_q
+
+    def __len__(self) -> int:
+        return len(self.log_q)
+
+    def __getitem__(self, index: slice | np.ndarray) -> ProposalBatch:
+        return ProposalBatch(self.phi[index], self.log_q[index], self.action[index])
+
+
+@dataclass(frozen=True)
 class FlowChain:
     """State index into the proposals per (chain, draw) and whether that draw accepted."""
 
@@ -51,7 +76,29 @@ class FlowChain:
         return float(self.accepted.mean())
 
 
-@torch.no_grad()
+def iter_proposals(
+    flow: Flow,
+    point: Point,
+    n: int,
+    batch_size: int,
+    generator: torch.Generator,
+    watch: Stopwatch,
+) -> Iterator[ProposalBatch]:
+    """The n proposals of :func:`flow_proposals`, in its batches, one batch at a time.
+
+    Each batch is timed by ``watch`` up to its copy to the host, not what the caller then
+    does with it.
+    """
+    batch_size = max(1, min(batch_size, math.ceil(n / MIN_TIMED_BATCHES)))
+    for start in range(0, n, batch_size):
+        size = min(batch_size, n - start)
+        with watch.batch(size), torch.no_grad():
+            phi, log_q = flow.sample(size, generator=generator)
+            s = action(phi.double(), point.s, point.lam).cpu().numpy()
+            batch = ProposalBatch(phi.float().cpu().numpy(), log_q.double().cpu().numpy(), s)
+        yield batch
+
+
 def flow_proposals(
     flow: Flow, point: Point, n: int, batch_size: int, generator: torch.Generator
 ) -> Proposals:
@@ -66,19 +113,68 @@ def flow_proposals(
     family), five orders of magnitude below the spread of log w, and φ is then exactly
     the configuration stored; ``flow.double()`` removes even that at ~2-4x the cost.
     """
-    phis, log_qs, actions = [], [], []
-    batch_size = max(1, min(batch_size, math.ceil(n / MIN_TIMED_BATCHES)))
     watch = Stopwatch(clock_for(next(flow.parameters()).device.type))
-    for start in range(0, n, batch_size):
-        size = min(batch_size, n - start)
-        with watch.batch(size):
-            phi, log_q = flow.sample(size, generator=generator)
-            phi64 = phi.double()
-            actions.append(action(phi64, point.s, point.lam).cpu().numpy())
-            log_qs.append(log_q.double().cpu().numpy())
-            phis.append(phi.float().cpu().numpy())
-    return Proposals(np.concatenate(phis), np.concatenate(log_qs), np.concatenate(actions),
-                     watch.result())  # fmt: skip
+    batches = list(iter_proposals(flow, point, n, batch_size, generator, watch))
+    return Proposals(np.concatenate([b.phi for b in batches]),
+                     np.concatenate([b.log_q for b in batches]),
+                     np.concatenate([b.action for b in batches]), watch.result())  # fmt: skip
+
+
+def _metropolis(
+    log_weight: np.ndarray, log_u: np.ndarray, current: float | None
+) -> tuple[np.ndarray, np.ndarray, float | None]:
+    """One chain over consecutive proposals: accept j if log u_j < log w_j − log w(state).
+
+    ``current`` is the log weight of the state before them, None at the start of the
+    chain, where the first proposal is the starting state (accepted). Returns the index
+    of the state after each proposal (−1: the state before them), the accepted flags, and
+    the log weight of the last state.
+    """
+    index = np.empty(len(log_weight), dtype=np.int64)
+    accepted = np.empty(len(log_weight), dtype=bool)
+    state = -1
+    for j, (lw, lu) in enumerate(zip(log_weight.tolist(), log_u.tolist(), strict=True)):
+        accept = current is None or lu < lw - current
+        if accept:
+            state, current = j, lw
+        index[j], accepted[j] = state, accept
+    return index, accepted, current
+
+
+class StreamingChain:
+    """One independence Metropolis–Hastings chain fed its proposals batch by batch.
+
+    It holds its current state (φ, log q, S) only, so that a batch's proposals can be
+    dropped once :meth:`extend` has run over them; the first proposal it is given is the
+    starting state. Fed the proposals of a row of :func:`independence_metropolis` with
+    the same uniform numbers, in any batches, it makes the same chain.
+    """
+
+    def __init__(self) -> None:
+        self._state: ProposalBatch | None = None
+        self._log_weight: float | None = None
+
+    def extend(
+        self, proposals: ProposalBatch, log_u: np.ndarray
+    ) -> tuple[ProposalBatch, np.ndarray]:
+        """The states after each of ``proposals`` and whether each was accepted.
+
+        Args:
+            proposals: the next k proposals of this chain.
+            log_u: log of k uniform numbers, one per proposal.
+        """
+        index, accepted, self._log_weight = _metropolis(
+            proposals.log_weight, np.asarray(log_u), self._log_weight
+        )
+        pool = proposals
+        if self._state is not None:  # index −1 is the state before this batch
+            pool = ProposalBatch(*(np.concatenate([getattr(self._state, f), getattr(proposals, f)])
+                                   for f in ("phi", "log_q", "action")))  # fmt: skip
+            index = index + 1
+        states = pool[index]
+        if len(states):
+            self._state = states[-1:]
+        return states, accepted
 
 
 def independence_metropolis(log_weight: np.ndarray, rng: np.random.Generator) -> FlowChain:
@@ -86,7 +182,8 @@ def independence_metropolis(log_weight: np.ndarray, rng: np.random.Generator) ->
 
     Args:
         log_weight: log w = −S − log q of the proposals, shape (chain, n) float64.
-        rng: source of the uniform numbers of the accept step.
+        rng: source of the uniform numbers of the accept step, drawn (chain, n) in C
+            order, one per proposal (the first proposal's unused).
     Returns:
         the index (into each row) of the state after every proposal, and whether each
         proposal was accepted; the first proposal of each row is the starting state.
@@ -96,12 +193,6 @@ def independence_metropolis(log_weight: np.ndarray, rng: np.random.Generator) ->
     log_u = np.log(rng.uniform(size=(n_chains, n)))
     index = np.zeros((n_chains, n), dtype=np.int64)
     accepted = np.zeros((n_chains, n), dtype=bool)
-    accepted[:, 0] = True
-    rows = np.arange(n_chains)
-    current = np.zeros(n_chains, dtype=np.int64)
-    for j in range(1, n):
-        accept = log_u[:, j] < log_weight[:, j] - log_weight[rows, current]
-        current = np.where(accept, j, current)
-        index[:, j] = current
-        accepted[:, j] = accept
+    for chain in range(n_chains):
+        index[chain], accepted[chain], _ = _metropolis(log_weight[chain], log_u[chain], None)
     return FlowChain(index, accepted)
