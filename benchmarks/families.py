@@ -18,6 +18,7 @@ Not a test: numbers only.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import time
 from pathlib import Path
 
@@ -30,7 +31,7 @@ from fieldflow.analysis import ess
 from fieldflow.flows import FAMILIES, build_flow
 from fieldflow.lattice import Point, action
 from fieldflow.mcmc import flow_proposals, independence_metropolis
-from fieldflow.training import config_from_dict, train
+from fieldflow.training import TrainConfig, config_from_dict, train
 
 SCHEMA = Path(__file__).resolve().parents[1] / "workflow" / "schemas" / "config.schema.yaml"
 POINTS = {"E1": Point(6, -4.0, 6.975, "E1"), "E4": Point(12, -4.0, 5.276, "E4")}
@@ -87,6 +88,10 @@ def run(family: str, point: Point, budget: dict, seed: int, device: torch.device
     }
 
 
+#: What ``--training`` may set: the fields of :class:`~fieldflow.training.TrainConfig`.
+KNOWN_TRAINING_KEYS = frozenset(field.name for field in dataclasses.fields(TrainConfig))
+
+
 def overrides(pairs: list[str]) -> dict:
     """Training settings from KEY=VALUE pairs, each value read as YAML (0.1, null, path)."""
     parsed = {}
@@ -94,6 +99,9 @@ def overrides(pairs: list[str]) -> dict:
         key, sep, value = pair.partition("=")
         if not sep:
             raise SystemExit(f"--training takes KEY=VALUE pairs, got {pair!r}")
+        if key not in KNOWN_TRAINING_KEYS:
+            raise SystemExit(f"--training: unknown key {key!r}; known: "
+                             f"{', '.join(sorted(KNOWN_TRAINING_KEYS))}")  # fmt: skip
         parsed[key] = yaml.safe_load(value)
     return parsed
 

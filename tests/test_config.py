@@ -202,8 +202,11 @@ def test_training_guard_and_regulariser_keys(schema):
     assert training["kinetic_weight"] == 0.1 and training["estimator"] == "plain"
     assert training["max_refinements"] == 2
     assert flow_settings(config, "realnvp")[1]["kinetic_weight"] == 0
-    with pytest.raises(ConfigError, match=r"'realnvp.training.kinetic_weight': realnvp integrates"):
+    with pytest.raises(ConfigError, match=r"key 'training.kinetic_weight': realnvp integrates"):
         check({**GOOD, "flows": ["realnvp", "cnf"], "training": {"kinetic_weight": 0.1}}, schema)
+    with pytest.raises(ConfigError, match=r"'realnvp.training.kinetic_weight': realnvp integrates"):
+        check({**GOOD, "flows": ["realnvp"], "realnvp": {"training": {"kinetic_weight": 0.1}}},
+              schema)  # fmt: skip
     with pytest.raises(ConfigError, match="'cnf.training.estimator'"):
         check({**GOOD, "flows": ["cnf"], "cnf": {"training": {"estimator": "score"}}}, schema)
     with pytest.raises(ConfigError, match="'training.max_refinements'"):

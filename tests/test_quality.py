@@ -50,6 +50,13 @@ def test_chain_problems():
     assert quality.chain_problems(4000, magnetization=split) == [
         "M never changed sign within any of the 4 chains"
     ]
+    # One chain crosses, three stay put: still most chains never sampled a crossing.
+    one_crosses = np.concatenate([both_signs[:1], split[1:]])
+    assert quality.chain_problems(4000, magnetization=one_crosses) == [
+        "M never changed sign within 3 of the 4 chains"
+    ]
+    half = np.concatenate([both_signs[:2], split[2:]])
+    assert quality.chain_problems(4000, magnetization=half) == []
     # Visits both signs, but one far more often than symmetry allows.
     lopsided = np.where(rng.random((4, 1000)) < 0.9, 1.0, -1.0)
     (problem,) = quality.chain_problems(4000, magnetization=lopsided)

@@ -290,3 +290,34 @@ def test_observables_stage_reads_phi_one_chunk_at_a_time(tmp_path, monkeypatch):
     for name, estimate in analysis.observables(whole, 4).items():
         assert table.loc[name, "value"] == pytest.approx(estimate.value, rel=1e-12, nan_ok=True)
         assert table.loc[name, "error"] == pytest.approx(estimate.error, rel=1e-12, nan_ok=True)
+
+
+def test_a_thinned_chain_counts_tau_int_and_crossings_in_updates(tmp_path):
+    """The same stored draws, once as every update and once as every 4th: τ_int and the
+    tunnel time in updates scale by 4, the crossings per 1000 updates by 1/4."""
+    import numpy as np
+
+    from fieldflow import io
+    from fieldflow.stages import observables_stage
+
+    rng = np.random.default_rng(3)
+    signs = np.repeat(rng.choice([-1.0, 1.0], size=(2, 50)), 8, axis=1)  # flips every ~16
+    phi = 0.7 * signs[..., None, None] + 0.1 * rng.normal(size=(2, 400, 4, 4))
+    tables = {}
+    for thin in (1, 4):
+        attrs = {"L": 4, "s": -4.0, "lam": 3.0, "sampler": "hmc", "seed": 0, "versions": "{}",
+                 "kind": "mcmc", "thin": thin, "seconds_per_update": 1e-3}  # fmt: skip
+        store = tmp_path / f"thin{thin}.zarr"
+        io.write_ensemble(store, io.ensemble_dataset(phi.astype(np.float32), {}, attrs))
+        observables_stage(store, tmp_path / f"o{thin}.csv",
+                          tunnelling_path=tmp_path / f"t{thin}.csv")  # fmt: skip
+        tables[thin] = (pd.read_csv(tmp_path / f"o{thin}.csv").set_index("observable"),
+                        pd.read_csv(tmp_path / f"t{thin}.csv").iloc[0])  # fmt: skip
+    (o1, t1), (o4, t4) = tables[1], tables[4]
+    np.testing.assert_allclose(o4["tau_int"], 4 * o1["tau_int"])
+    np.testing.assert_allclose(o4["tau_int_error"], 4 * o1["tau_int_error"])
+    np.testing.assert_array_equal(o4["value"], o1["value"])
+    assert t4["crossings"] == t1["crossings"] > 20 and t4["thin"] == 4
+    assert t4["per_1000_updates"] == pytest.approx(t1["per_1000_updates"] / 4)
+    assert t4["tunnel_updates"] == pytest.approx(4 * t1["tunnel_updates"])
+    assert t4["per_second"] == pytest.approx(t1["per_second"] / 4)

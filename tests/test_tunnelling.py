@@ -46,7 +46,7 @@ def test_rates_and_tunnelling_time():
     assert found.tunnel_updates == pytest.approx(2.0)
     row = found.row()
     assert list(row) == ["n_chains", "n_draws", "threshold", "crossings", "per_1000_updates",
-                         "per_second", "tunnel_updates", "bound"]  # fmt: skip
+                         "per_second", "tunnel_updates", "bound", "thin"]  # fmt: skip
     assert math.isnan(tunnelling.tunnelling(m).per_second)  # untimed ensemble
 
 

@@ -244,9 +244,11 @@ def _physics_problems(config: dict[str, Any], skip: set[int], broken: set) -> li
             if merged.get("steps") is None and merged.get("max_seconds") is None:
                 problems.append(f"config key '{family}.training': set steps, max_seconds or both")
             if merged.get("kinetic_weight") and family not in ODE_FAMILIES:
+                own = "kinetic_weight" in (section.get("training") or {})
+                key = f"{family}.training.kinetic_weight" if own else "training.kinetic_weight"
                 problems.append(
-                    f"config key '{family}.training.kinetic_weight': {family} integrates no ODE; "
-                    f"set kinetic_weight in the training of {sorted(ODE_FAMILIES)} only"
+                    f"config key '{key}': {family} integrates no ODE; set kinetic_weight in "
+                    f"the training of {sorted(ODE_FAMILIES)} only"
                 )
         if training.get("steps") is None and training.get("max_seconds") is None:
             problems.append("config key 'training': set steps, max_seconds or both")

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -109,7 +110,8 @@ class Guard:
         if not self.error <= self.limit:
             return None
         value = flow_ess(self.flow, self.point, self.ess_samples, generator)
-        if self.best is None or value >= self.best.ess:
+        # A NaN ESS never displaces a finite one, and a NaN best is always replaced.
+        if self.best is None or math.isnan(self.best.ess) or value >= self.best.ess:
             self.best = self.snapshot(value, step)
         return value
 

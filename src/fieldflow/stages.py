@@ -42,7 +42,7 @@ SAMPLER_COLUMNS = [
 ]  # fmt: skip
 TUNNELLING_COLUMNS = [
     "L", "s", "lam", "sampler", "n_chains", "n_draws", "threshold", "crossings",
-    "per_1000_updates", "per_second", "tunnel_updates", "bound",
+    "per_1000_updates", "per_second", "tunnel_updates", "bound", "thin",
 ]  # fmt: skip
 HISTOGRAM_COLUMNS = ["L", "s", "lam", "sampler", "bin_low", "bin_high", "density"]
 
@@ -328,8 +328,18 @@ def observables_stage(
     primaries = stored_primaries(dataset)
     keys = {"L": attrs["L"], "s": attrs["s"], "lam": attrs["lam"], "sampler": attrs["sampler"]}
 
-    def rows(estimates: dict[str, analysis.Estimate], n: int, problems: list[str]) -> pd.DataFrame:
-        verdicts = {name: quality.judge(e, n, problems) for name, e in estimates.items()}
+    # τ_int counts updates (DESIGN.md): a chain thinned by `thin` stores every thin-th one,
+    # so τ per stored draw times thin, which makes seconds_per_update · 2τ_int the cost of
+    # an independent sample (an upper bound on τ per update where τ ≲ thin).
+    thin = int(attrs.get("thin", 1))
+
+    def rows(
+        estimates: dict[str, analysis.Estimate], n: int, problems: list[str], thin: int = 1
+    ) -> pd.DataFrame:
+        estimates = {name: analysis.Estimate(e.value, e.error, thin * e.tau_int,
+                                             thin * e.tau_int_error)
+                     for name, e in estimates.items()}  # fmt: skip
+        verdicts = {name: quality.judge(e, n * thin, problems) for name, e in estimates.items()}
         return pd.DataFrame([
             {**keys, "observable": name, "value": e.value, "error": e.error,
              "tau_int": e.tau_int, "tau_int_error": e.tau_int_error, "n_samples": n,
@@ -349,7 +359,7 @@ def observables_stage(
     for problem in problems:
         log.warning("%s at %s: unreliable: %s", attrs["sampler"], Point(L, attrs["s"],
                     attrs["lam"]).key, problem)  # fmt: skip
-    outputs = {table_path: rows(analysis.observables(primaries, L, S), n, problems)}
+    outputs = {table_path: rows(analysis.observables(primaries, L, S), n, problems, thin)}
     if reweighted_path is not None:
         reweighted = pd.DataFrame(columns=OBSERVABLE_COLUMNS)
         if "proposal_log_weight" in dataset:
@@ -367,9 +377,8 @@ def observables_stage(
         correlator = pd.DataFrame(analysis.correlator_rows(primaries["correlator"], S))
         outputs[correlator_path] = correlator.assign(**keys)[[*keys, *correlator.columns]]
     if tunnelling_path is not None:
-        # Seconds per stored draw: a Markov chain thinned by `thin` stores every thin-th update.
-        per_draw = attrs.get("seconds_per_update", np.nan) * attrs.get("thin", 1)
-        found = tunnelling.tunnelling(primaries["m"], per_draw)
+        found = tunnelling.tunnelling(primaries["m"], attrs.get("seconds_per_update", np.nan),
+                                      thin=thin)  # fmt: skip
         outputs[tunnelling_path] = pd.DataFrame([{**keys, **found.row()}],
                                                 columns=TUNNELLING_COLUMNS)  # fmt: skip
         log.info("%s: %d crossings of |M/V| > %.3g in %d updates", ensemble_path,

@@ -130,12 +130,11 @@ def scaling(observables: pd.DataFrame, samplers: pd.DataFrame) -> pd.DataFrame:
     the same ξ₂: the Markov-chain baseline with the smallest error, else the flow with the
     smallest error (:func:`xi_source`). Costs, in wall-clock seconds:
 
-    - ``seconds_per_sample`` t (± δt): per stored configuration (flow proposal, HMC
-      trajectory of one chain, cluster update of one chain, or ``thin`` of them for a
-      thinned Markov chain, as τ_int counts stored draws): ``thin`` times the median over
-      the run's timed batches, ``seconds_per_update`` of ``samplers.csv``. Tables without
-      it (older ensembles) fall back to ``sample_seconds / n_samples``, one time of the
-      whole job, with δt NaN.
+    - ``seconds_per_sample`` t (± δt): per update (flow proposal, HMC trajectory of one
+      chain, cluster update of one chain; τ_int counts updates, thinned or not), the
+      median over the run's timed batches, ``seconds_per_update`` of ``samplers.csv``.
+      Tables without it (older ensembles) fall back to ``sample_seconds / n_samples``,
+      one time of the whole job, with δt NaN.
     - ``seconds_per_independent`` c = t · 2 τ_int(χ₂), per effectively independent
       sample of χ₂, with δc = c · sqrt((δτ/τ)² + (δt/t)²).
     - ``cost_1e4``, ``cost_1e6``: c plus a flow's training time spread over 10⁴ and 10⁶
@@ -187,17 +186,15 @@ def scaling(observables: pd.DataFrame, samplers: pd.DataFrame) -> pd.DataFrame:
 
 
 def _seconds_per_sample(r: tuple) -> tuple[float, float]:
-    """(t, δt) per stored draw of a samplers.csv row: ``thin`` (1 if absent) times its timed
-    ``seconds_per_update``, else the job's mean.
+    """(t, δt) per update of a samplers.csv row: its timed ``seconds_per_update``, else
+    the job's mean (per stored draw; older ensembles were never thinned).
 
     δt adds :data:`TIMING_SYSTEMATIC` · t in quadrature to the error from the spread of
     the job's timed batches, which does not see what differs from one job to the next.
     """
-    thin = float(getattr(r, "thin", math.nan))
-    thin = thin if math.isfinite(thin) else 1.0
-    timed = thin * float(getattr(r, "seconds_per_update", math.nan))
+    timed = float(getattr(r, "seconds_per_update", math.nan))
     if math.isfinite(timed):
-        within = thin * float(getattr(r, "seconds_per_update_error", math.nan))
+        within = float(getattr(r, "seconds_per_update_error", math.nan))
         return timed, math.hypot(within, TIMING_SYSTEMATIC * timed)
     return r.sample_seconds / r.n_samples, math.nan
 
@@ -370,7 +367,9 @@ def tunnelling(
         sampler_row = timing.loc[[key]].reset_index().iloc[0]
         bounded = r.bound == "lower"
         if bounded:
-            tau, tau_error = tau_int_lower_bound(int(r.n_chains) * int(r.n_draws)), math.nan
+            thin = getattr(r, "thin", 1)  # absent (NaN) in files before session 5
+            updates = int(r.n_chains) * int(r.n_draws) * (int(thin) if pd.notna(thin) else 1)
+            tau, tau_error = tau_int_lower_bound(updates), math.nan
         else:
             tau, tau_error = get(key, "tau_int"), get(key, "tau_int_error")
         per_update, per_update_error = _seconds_per_sample(sampler_row)

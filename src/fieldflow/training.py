@@ -17,8 +17,9 @@ A continuous flow's log q is exact only to its integrator's error, and training 
 vector field stiff enough to exploit it. At every ESS measurement (and at the end) log q is
 compared with a twice-finer integration; beyond ``max_discretisation_error`` the ODE's steps
 are doubled (``max_refinements`` times in a run) before the run falls back on a stored
-state. The run returns the best state it has measured by ESS among those that passed the
-check (``TrainResult.final_state`` says which). ``kinetic_weight`` adds the kinetic energy
+state. The run returns its last state unless an earlier state that passed the check
+measures better again on fresh samples, or the last fails even refined; then the best
+passing one (``TrainResult.final_state`` says which). ``kinetic_weight`` adds the kinetic energy
 of the ODE's paths to the loss (Finlay et al. arXiv:2002.02798), which keeps them straight
 and cheap to integrate; ``estimator="path"`` uses the path gradient of the reverse KL
 (Vaitl et al. arXiv:2207.08219).
@@ -204,12 +205,20 @@ def warm_up(flow: Flow, point: Point, config: TrainConfig, generator: torch.Gene
     return config.warmup_steps
 
 
-def _state(flow, optimizer, generator, step, seconds, history, recoveries, fingerprint, guard):
-    """Everything a resumed run needs to continue exactly where this one stopped."""
+def _state(
+    flow, optimizer, generators, step, seconds, history, recoveries, fingerprint, guard
+):
+    """Everything a resumed run needs to continue exactly where this one stopped.
+
+    ``generators``: the training noise and the guard's probe, whose states both decide
+    what a resumed run returns.
+    """
+    generator, probe = generators
     return {
         "model": flow.state_dict(),
         "optimizer": optimizer.state_dict(),
         "generator": generator.get_state(),
+        "probe": probe.get_state(),
         "step": step,
         "seconds": seconds,
         "history": history,
@@ -315,6 +324,8 @@ def train(
             flow.load_state_dict(state["model"])
             optimizer.load_state_dict(state["optimizer"])
             generator.set_state(state["generator"])
+            if "probe" in state:  # checkpoints before session 5 lack it
+                probe.set_state(state["probe"])
             step, elapsed = state["step"], state["seconds"]
             history, recoveries = state["history"], state["recoveries"]
             guard.load(state)
@@ -386,9 +397,8 @@ def train(
                 log.info("step %d  %.1f s  loss %.4f  ESS %.3f", step, elapsed, kl.item(), value)
                 last_good = copy.deepcopy((flow.state_dict(), optimizer.state_dict()))
         if checkpoint is not None and step % config.checkpoint_every == 0:
-            state = _state(
-                flow, optimizer, generator, step, elapsed, history, recoveries, fingerprint, guard
-            )
+            state = _state(flow, optimizer, (generator, probe), step, elapsed, history,
+                           recoveries, fingerprint, guard)  # fmt: skip
             _write_checkpoint(checkpoint, state)
     bar.close()
     if final is None or final[0] != step:  # resumed at the end of the budget

@@ -68,11 +68,14 @@ class Tunnelling:
     threshold: float
     per_chain: tuple[int, ...]
     seconds_per_update: float
+    #: Updates per stored draw (a thinned Markov chain); crossings between stored draws
+    #: that return before the next one are not seen.
+    thin: int = 1
 
     @property
     def updates(self) -> int:
-        """nN, the updates of all chains."""
-        return self.n_chains * self.n_draws
+        """nN, the updates of all chains (thin × the stored draws)."""
+        return self.n_chains * self.n_draws * self.thin
 
     @property
     def crossings(self) -> int:
@@ -104,25 +107,26 @@ class Tunnelling:
             "n_chains": self.n_chains, "n_draws": self.n_draws, "threshold": self.threshold,
             "crossings": self.crossings, "per_1000_updates": self.per_1000_updates,
             "per_second": self.per_second, "tunnel_updates": self.tunnel_updates,
-            "bound": self.bound,
+            "bound": self.bound, "thin": self.thin,
         }  # fmt: skip
 
 
 def tunnelling(
-    m: np.ndarray, seconds_per_update: float = math.nan, band: float = BAND
+    m: np.ndarray, seconds_per_update: float = math.nan, band: float = BAND, thin: int = 1
 ) -> Tunnelling:
     """Crossings of an ensemble with c = ``band`` · ⟨|M|⟩ over all its chains and draws.
 
     Args:
-        m: M or M/V per draw, shape (chain, draw).
+        m: M or M/V per stored draw, shape (chain, draw).
         seconds_per_update: median seconds per update of one chain (NaN if not timed).
         band: c / ⟨|M|⟩.
+        thin: updates per stored draw.
     """
     m = np.asarray(m, dtype=np.float64)
     threshold = band * float(np.abs(m).mean())
     counts = count_crossings(m, threshold)
     return Tunnelling(int(m.shape[0]), int(m.shape[1]), threshold, tuple(map(int, counts)),
-                      float(seconds_per_update))  # fmt: skip
+                      float(seconds_per_update), int(thin))  # fmt: skip
 
 
 def histogram(

