@@ -321,3 +321,27 @@ def test_a_thinned_chain_counts_tau_int_and_crossings_in_updates(tmp_path):
     assert t4["per_1000_updates"] == pytest.approx(t1["per_1000_updates"] / 4)
     assert t4["tunnel_updates"] == pytest.approx(4 * t1["tunnel_updates"])
     assert t4["per_second"] == pytest.approx(t1["per_second"] / 4)
+
+
+def test_a_refined_ode_is_saved_reloaded_and_transferred_refined(tmp_path, monkeypatch):
+    """The guard doubles the RK4 steps when the integration check fails; the model file
+    must then rebuild the refined flow, and a flow started from it keeps the refinement."""
+    from fieldflow.flows import Flow
+
+    def check(self, n, generator=None):  # fails until the ODE has 8 steps
+        ode = next(layer for layer in self.layers if hasattr(layer, "n_steps"))
+        return 1.0 if ode.n_steps < 8 else 0.0
+
+    monkeypatch.setattr(Flow, "discretisation_error", check)
+    hyper = {"n_features": 2, "n_time_basis": 2, "kernel_radius": 1, "n_steps": 4}
+    small = {"L": 4, "s": -4.0, "lam": 8.0}
+    train_stage(small, "cnf", hyper, TRAINING, "cpu", 0, tmp_path / "a.pt", tmp_path / "a.csv",
+                progress=False)  # fmt: skip
+    a, meta = load_model(tmp_path / "a.pt")
+    assert meta["hyperparameters"]["n_steps"] == 8 and a.layers[0].n_steps == 8
+    assert meta["meta"]["refinements"] == 1
+    large = {"L": 6, "s": -4.0, "lam": 6.975}
+    train_stage(large, "cnf", hyper, {**TRAINING, "steps": 2}, "cpu", 0, tmp_path / "b.pt",
+                tmp_path / "b.csv", init_model=tmp_path / "a.pt", progress=False)  # fmt: skip
+    b, meta = load_model(tmp_path / "b.pt")
+    assert meta["hyperparameters"]["n_steps"] == 8 and b.layers[0].n_steps == 8
