@@ -345,3 +345,22 @@ def test_a_refined_ode_is_saved_reloaded_and_transferred_refined(tmp_path, monke
                 tmp_path / "b.csv", init_model=tmp_path / "a.pt", progress=False)  # fmt: skip
     b, meta = load_model(tmp_path / "b.pt")
     assert meta["hyperparameters"]["n_steps"] == 8 and b.layers[0].n_steps == 8
+
+
+def test_a_transferred_flow_is_fine_tuned_at_transfer_lr(tmp_path, monkeypatch):
+    from fieldflow import stages
+
+    seen = []
+    real_train = stages.train
+    monkeypatch.setattr(stages, "train", lambda flow, p, cfg, *a, **k: seen.append(cfg.lr)
+                        or real_train(flow, p, cfg, *a, **k))  # fmt: skip
+    small, large = {"L": 4, "s": -4.0, "lam": 8.0}, {"L": 6, "s": -4.0, "lam": 6.975}
+    training = {**TRAINING, "steps": 2, "lr": 0.01, "transfer_lr": 0.002}
+    train_stage(small, "realnvp", {"n_layers": 2}, training, "cpu", 0, tmp_path / "a.pt",
+                tmp_path / "a.csv", progress=False)  # fmt: skip
+    train_stage(large, "realnvp", {"n_layers": 2}, training, "cpu", 0, tmp_path / "b.pt",
+                tmp_path / "b.csv", init_model=tmp_path / "a.pt", progress=False)  # fmt: skip
+    train_stage(large, "realnvp", {"n_layers": 2}, {**training, "transfer_lr": None}, "cpu", 0,
+                tmp_path / "c.pt", tmp_path / "c.csv", init_model=tmp_path / "a.pt",
+                progress=False)  # fmt: skip
+    assert seen == [0.01, 0.002, 0.01]

@@ -88,7 +88,14 @@ def train_stage(
         flow = transfer(source, family, p.L, hyperparameters)
         log.info("initialised from %s (L=%d)", init_model, source.L)
     flow = flow.to(resolve_device(device))
-    settings = config_from_dict(training)
+    # A transferred flow is fine-tuned at transfer_lr: at lr 0.01 the cnf's field blew up
+    # within 50 steps after L = 12 -> 20, at 0.002 it did not (docs/decisions.md).
+    transfer_lr = training.get("transfer_lr")
+    if init_model is not None and transfer_lr is not None:
+        log.info("fine-tuning the transferred flow at transfer_lr = %g", transfer_lr)
+    settings = config_from_dict(
+        {**training, "lr": transfer_lr} if init_model is not None and transfer_lr else training
+    )
     fingerprint = hashlib.sha256(
         json.dumps(
             [point, family, hyperparameters, training, seed, str(init_model)], sort_keys=True
