@@ -329,8 +329,8 @@ def hmc(
 ) -> HMCResult:
     """:func:`hmc_stream` with its draws kept in memory; ``options`` are its keywords."""
     sink = Collect()
-    run = hmc_stream(point, n_chains, n_trajectories, burn_in, seed, sink, **options)
-    return HMCResult(**vars(run), phi=sink.phi, action=sink.per_draw["action"],
+    summary = hmc_stream(point, n_chains, n_trajectories, burn_in, seed, sink, **options)
+    return HMCResult(**vars(summary), phi=sink.phi, action=sink.per_draw["action"],
                      accepted=sink.per_draw["accepted"])  # fmt: skip
 
 
