@@ -1,12 +1,22 @@
 # fieldflow: normalizing flows vs Markov chains for 2D lattice phi^4, one study per config.
 #   snakemake --cores 2                                  # the default study
 #   snakemake --cores 2 --configfile config/smoke.yaml   # a tiny one
+import os
 import re
 import sys
 from pathlib import Path
 
 import fieldflow.config
 import fieldflow.errors
+from snakemake.utils import min_version
+
+# The Snakemake this workflow is tested with; an older one stops here and says so.
+min_version("9.27")
+
+# envs/fieldflow.yaml installs this checkout by this path (pip expands it in the
+# requirements that conda writes), wherever the working directory is; a value already set
+# names another checkout.
+os.environ.setdefault("FIELDFLOW_SOURCE", workflow.basedir)
 
 # The default study, unless --configfile names another (whose keys then replace, not merge
 # with, the defaults: anything it leaves out takes the schema's default).
@@ -32,11 +42,13 @@ MCMC = list(config["mcmc"])
 SAMPLERS = FLOWS + MCMC
 USE_GPU = config["device"] == "cuda"
 
+
 wildcard_constraints:
     point="|".join(map(re.escape, POINTS)) or "NONE",  # a key may hold "." or "+"
     flow="|".join(FLOWS) or "NONE",
     mcmc="|".join(MCMC) or "NONE",
     sampler="|".join(SAMPLERS) or "NONE",
+    node=r"(lam|s)\d+",
 
 
 # Cheap jobs stay on the submitting machine when an executor sends the rest to a cluster.
@@ -46,6 +58,7 @@ localrules:
     figures,
     transfer,
     study,
+    free_energy,
 
 
 report: "workflow/report/workflow.rst"
@@ -55,16 +68,18 @@ include: "workflow/rules/common.smk"
 include: "workflow/rules/flows.smk"
 include: "workflow/rules/mcmc.smk"
 include: "workflow/rules/analysis.smk"
+include: "workflow/rules/free_energy.smk"
 
 
 # The data products are targets too: a deleted ensemble or model is rebuilt by a plain
 # rerun, even when the tables made from it are up to date.
 rule all:
+    default_target: True
     input:
         "results/tables/observables.csv",
         "results/tables/samplers.csv",
         STUDY_TABLES.values(),
+        "results/tables/free_energy.csv",
         FIGURES,
         ensembles(),
         expand("results/models/{flow}/{point}.pt", flow=FLOWS, point=POINTS),
-    default_target: True

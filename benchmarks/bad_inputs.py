@@ -95,8 +95,16 @@ CONFIGS: list[tuple[str, dict | str]] = [
 
 
 def snakemake(workdir: Path, *args: str, timeout: int = 900) -> subprocess.CompletedProcess:
-    command = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"),
-               "--directory", str(workdir), *args]  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "-s",
+        str(ROOT / "Snakefile"),
+        "--directory",
+        str(workdir),
+        *args,
+    ]
     return subprocess.run(command, capture_output=True, text=True, timeout=timeout)
 
 
@@ -132,8 +140,9 @@ def tamper_model(path: Path) -> None:
     import zipfile
 
     with zipfile.ZipFile(path) as archive:
-        info = max((i for i in archive.infolist() if "/data/" in i.filename),
-                   key=lambda i: i.file_size)  # fmt: skip
+        info = max(
+            (i for i in archive.infolist() if "/data/" in i.filename), key=lambda i: i.file_size
+        )
     data = bytearray(path.read_bytes())
     # The local header's name and extra lengths (torch pads the extra field to align data).
     name_length, extra_length = struct.unpack(
@@ -150,43 +159,72 @@ def tamper_model(path: Path) -> None:
 def file_rows(study: Path, config: Path) -> list[str]:
     tiny, free = "L4_s-4_lam8", "L4_s1_lam0"
     cases: list[tuple[str, Callable[[Path], None], list[str]]] = [
-        ("a bit flipped in a phi chunk",
-         lambda r: flip_byte(chunk(r / f"ensembles/hmc/{tiny}.zarr", "phi")),
-         ["-f", f"results/observables/hmc/{tiny}.csv"]),
-        ("a bit flipped in a proposal_log_weight chunk",
-         lambda r: flip_byte(chunk(r / f"ensembles/cnf/{tiny}.zarr", "proposal_log_weight")),
-         ["-f", f"results/observables/cnf/{tiny}.csv"]),
-        ("a phi chunk deleted",
-         lambda r: chunk(r / f"ensembles/cluster/{free}.zarr", "phi").unlink(),
-         ["-f", f"results/observables/cluster/{free}.csv"]),
-        ("an ensemble's metadata deleted",
-         lambda r: (r / f"ensembles/hmc/{free}.zarr/zarr.json").unlink(),
-         ["-f", f"results/observables/hmc/{free}.csv"]),
-        ("a model altered inside a tensor (same size and mtime)",
-         lambda r: tamper_model(r / f"models/cnf/{tiny}.pt"),
-         ["-f", f"results/ensembles/cnf/{tiny}.zarr"]),
-        ("a model file truncated",
-         lambda r: (r / f"models/nsf/{tiny}.pt").write_bytes(
-             (r / f"models/nsf/{tiny}.pt").read_bytes()[:100]),
-         ["-f", f"results/ensembles/nsf/{tiny}.zarr"]),
-        ("a checkpoint altered inside a tensor",
-         lambda r: _tampered_checkpoint(r, "realnvp", tiny),
-         ["-f", f"results/models/realnvp/{tiny}.pt"]),
-        ("an observables table of an older layout",
-         lambda r: _old_table(r / f"observables/hmc/{tiny}.csv"),
-         ["-f", "results/tables/observables.csv"]),
-    ]  # fmt: skip
+        (
+            "a bit flipped in a phi chunk",
+            lambda r: flip_byte(chunk(r / f"ensembles/hmc/{tiny}.zarr", "phi")),
+            ["-f", f"results/observables/hmc/{tiny}.csv"],
+        ),
+        (
+            "a bit flipped in a proposal_log_weight chunk",
+            lambda r: flip_byte(chunk(r / f"ensembles/cnf/{tiny}.zarr", "proposal_log_weight")),
+            ["-f", f"results/observables/cnf/{tiny}.csv"],
+        ),
+        (
+            "a phi chunk deleted",
+            lambda r: chunk(r / f"ensembles/cluster/{free}.zarr", "phi").unlink(),
+            ["-f", f"results/observables/cluster/{free}.csv"],
+        ),
+        (
+            "an ensemble's metadata deleted",
+            lambda r: (r / f"ensembles/hmc/{free}.zarr/zarr.json").unlink(),
+            ["-f", f"results/observables/hmc/{free}.csv"],
+        ),
+        (
+            "a model altered inside a tensor (same size and mtime)",
+            lambda r: tamper_model(r / f"models/cnf/{tiny}.pt"),
+            ["-f", f"results/ensembles/cnf/{tiny}.zarr"],
+        ),
+        (
+            "a model file truncated",
+            lambda r: (r / f"models/nsf/{tiny}.pt").write_bytes(
+                (r / f"models/nsf/{tiny}.pt").read_bytes()[:100]
+            ),
+            ["-f", f"results/ensembles/nsf/{tiny}.zarr"],
+        ),
+        (
+            "a checkpoint altered inside a tensor",
+            lambda r: _tampered_checkpoint(r, "realnvp", tiny),
+            ["-f", f"results/models/realnvp/{tiny}.pt"],
+        ),
+        (
+            "an observables table of an older layout",
+            lambda r: _old_table(r / f"observables/hmc/{tiny}.csv"),
+            ["-f", "results/tables/observables.csv"],
+        ),
+    ]
     rows = []
     for case, damage, target in cases:
         with tempfile.TemporaryDirectory() as tmp:
             work = Path(tmp)
             shutil.copytree(study / "results", work / "results", symlinks=True)
-            shutil.copytree(study / ".snakemake", work / ".snakemake", symlinks=True,
-                            ignore=shutil.ignore_patterns("conda", "singularity"))  # fmt: skip
+            shutil.copytree(
+                study / ".snakemake",
+                work / ".snakemake",
+                symlinks=True,
+                ignore=shutil.ignore_patterns("conda", "singularity"),
+            )
             damage(work / "results")
             # Only the damaged file's reader runs: the study may come from another checkout.
-            run = snakemake(work, "--cores", "2", "--rerun-triggers", "mtime", *target,
-                            "--configfile", str(config))  # fmt: skip
+            run = snakemake(
+                work,
+                "--cores",
+                "2",
+                "--rerun-triggers",
+                "mtime",
+                *target,
+                "--configfile",
+                str(config),
+            )
             rows.append(row(case, run))
     return rows
 

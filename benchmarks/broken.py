@@ -41,8 +41,13 @@ SCHEMA = Path(__file__).resolve().parents[1] / "workflow" / "schemas" / "config.
 
 #: Zero-mode spline first, warmed up alone, a nearest-neighbour kernel with 3 time modes
 #: (its RK4 error is ~100x smaller than with 6), lr 0.01.
-ZERO_MODE = {"n_features": 6, "n_time_basis": 3, "n_steps": 20, "kernel_radius": 1,
-             "zero_mode": True}  # fmt: skip
+ZERO_MODE = {
+    "n_features": 6,
+    "n_time_basis": 3,
+    "n_steps": 20,
+    "kernel_radius": 1,
+    "zero_mode": True,
+}
 ZERO_MODE_TRAINING = {"lr": 0.01, "warmup_steps": 300}
 #: The broken-phase recipe: the same, and an odd spline of every site after the ODE.
 RECIPE = {**ZERO_MODE, "site_spline": True}
@@ -65,10 +70,13 @@ RECIPES: dict[str, tuple[dict, dict, bool]] = {
 def settings(hyper: dict, training: dict, steps: int) -> tuple[dict, dict]:
     """Schema-validated hyperparameters and training settings, as a study gets them."""
     study = config.validate(
-        {"points": [{"L": 8, "s": -4.0, "lam": 3.0}], "flows": ["cnf"],
-         "cnf": {**hyper, "training": {**training, "steps": steps}}},
+        {
+            "points": [{"L": 8, "s": -4.0, "lam": 3.0}],
+            "flows": ["cnf"],
+            "cnf": {**hyper, "training": {**training, "steps": steps}},
+        },
         SCHEMA,
-    )  # fmt: skip
+    )
     return config.flow_settings(study, "cnf")
 
 
@@ -131,10 +139,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--lam", type=float, default=3.0)
     parser.add_argument("--L", type=int, nargs="+", default=[8, 12, 16])
-    parser.add_argument("--steps", type=int, nargs="+", default=None,
-                        help="steps per L (default: 500 at the first L, 300 after)")  # fmt: skip
-    parser.add_argument("--recipes", nargs="+", default=["baseline", "recipe"],
-                        choices=list(RECIPES))  # fmt: skip
+    parser.add_argument(
+        "--steps",
+        type=int,
+        nargs="+",
+        default=None,
+        help="steps per L (default: 500 at the first L, 300 after)",
+    )
+    parser.add_argument(
+        "--recipes", nargs="+", default=["baseline", "recipe"], choices=list(RECIPES)
+    )
     parser.add_argument("--samples", type=int, default=16384)
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args()
@@ -142,10 +156,14 @@ def main() -> None:
     if len(steps) != len(args.L):
         parser.error("give one --steps per --L")
     torch.set_num_threads(1)
-    print(f"# s = -4, lam = {args.lam:g}; {machine()}, 1 torch thread; torch "
-          f"{torch.__version__}; {args.samples} proposals per row")  # fmt: skip
-    print("recipe               L  lam steps warm seconds    ESS  blocks   accept  <M>/V  "
-          "f(M>0)±err <|M|>/V recov  d logq")  # fmt: skip
+    print(
+        f"# s = -4, lam = {args.lam:g}; {machine()}, 1 torch thread; torch "
+        f"{torch.__version__}; {args.samples} proposals per row"
+    )
+    print(
+        "recipe               L  lam steps warm seconds    ESS  blocks   accept  <M>/V  "
+        "f(M>0)±err <|M|>/V recov  d logq"
+    )
     for name in args.recipes:
         run_recipe(name, args.lam, args.L, steps, args)
 

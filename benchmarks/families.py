@@ -54,8 +54,9 @@ def throughput(flow, n_batches: int = 5, batch: int = 1024) -> float:
 
 def settings(family: str) -> tuple[dict, dict]:
     """The family's default hyperparameters and training settings, as a study gets them."""
-    study = config.validate({"points": [{"L": 6, "s": -4.0, "lam": 6.975}], "flows": [family]},
-                            SCHEMA)  # fmt: skip
+    study = config.validate(
+        {"points": [{"L": 6, "s": -4.0, "lam": 6.975}], "flows": [family]}, SCHEMA
+    )
     return config.flow_settings(study, family)
 
 
@@ -100,8 +101,9 @@ def overrides(pairs: list[str]) -> dict:
         if not sep:
             raise SystemExit(f"--training takes KEY=VALUE pairs, got {pair!r}")
         if key not in KNOWN_TRAINING_KEYS:
-            raise SystemExit(f"--training: unknown key {key!r}; known: "
-                             f"{', '.join(sorted(KNOWN_TRAINING_KEYS))}")  # fmt: skip
+            raise SystemExit(
+                f"--training: unknown key {key!r}; known: {', '.join(sorted(KNOWN_TRAINING_KEYS))}"
+            )
         parsed[key] = yaml.safe_load(value)
     return parsed
 
@@ -125,10 +127,14 @@ def main() -> None:
         budget = {"steps": args.steps, "max_seconds": None}
     budget.update(overrides(args.training))
     per_run = f"{args.seconds:g} s" if args.steps is None else f"{args.steps} steps"
-    print(f"# device: {name}; budget {per_run} per run; torch {torch.__version__}; "
-          f"training {overrides(args.training) or 'as configured'}")  # fmt: skip
-    header = ("family   point  L   steps  s/step   ESS     accept  params  configs/s  recov "
-              "refine final    dlogq")  # fmt: skip
+    print(
+        f"# device: {name}; budget {per_run} per run; torch {torch.__version__}; "
+        f"training {overrides(args.training) or 'as configured'}"
+    )
+    header = (
+        "family   point  L   steps  s/step   ESS     accept  params  configs/s  recov "
+        "refine final    dlogq"
+    )
     print(header)
     for point in args.points:
         for family in args.families:

@@ -65,12 +65,28 @@ SCHEMA = ROOT / "workflow" / "schemas" / "config.schema.yaml"
 
 #: Defaults of a full run (one GPU, under 8 minutes) and of ``--tiny`` (a CPU smoke run).
 #: None: the config's value (``n_steps`` of the cnf, ``ess_samples`` of its training).
-FULL = {"L": [32, 64], "seconds": 30.0, "samples": 16384, "hmc_chains": [32, 1024, 8192],
-        "hmc_trajectories": 100, "hmc_burn_in": 100, "compile_backend": "inductor",
-        "n_steps": None, "ess_samples": None}  # fmt: skip
-TINY = {"L": [4, 6], "seconds": 1.0, "samples": 512, "hmc_chains": [4, 16],
-        "hmc_trajectories": 10, "hmc_burn_in": 20, "compile_backend": "aot_eager",
-        "n_steps": 8, "ess_samples": 128}  # fmt: skip
+FULL = {
+    "L": [32, 64],
+    "seconds": 30.0,
+    "samples": 16384,
+    "hmc_chains": [32, 1024, 8192],
+    "hmc_trajectories": 100,
+    "hmc_burn_in": 100,
+    "compile_backend": "inductor",
+    "n_steps": None,
+    "ess_samples": None,
+}
+TINY = {
+    "L": [4, 6],
+    "seconds": 1.0,
+    "samples": 512,
+    "hmc_chains": [4, 16],
+    "hmc_trajectories": 10,
+    "hmc_burn_in": 20,
+    "compile_backend": "aot_eager",
+    "n_steps": 8,
+    "ess_samples": 128,
+}
 
 
 @dataclass(frozen=True)
@@ -233,16 +249,28 @@ def warm_up(flow, point: Point, batch: int, sample_batch: int, device: torch.dev
     return time.perf_counter() - start
 
 
-def flow_row(point: Point, option: Option, hyper: dict, training: dict, sample_batch: int,
-             args: argparse.Namespace, device: torch.device) -> FlowRow:  # fmt: skip
+def flow_row(
+    point: Point,
+    option: Option,
+    hyper: dict,
+    training: dict,
+    sample_batch: int,
+    args: argparse.Namespace,
+    device: torch.device,
+) -> FlowRow:
     """Train a fresh cnf with ``option`` for ``args.seconds``, then sample and chain."""
     if option.compiled:
         torch._dynamo.reset()  # a fresh cache: no recompile limit left over from earlier rows
     torch.manual_seed(args.seed)
     torch.set_float32_matmul_precision(option.precision)
     flow = build_flow("cnf", point.L, hyper).to(device)
-    budget = {**training, "steps": None, "max_seconds": args.seconds, "ess_every": 10**9,
-              "batch_size": option.batch_size}  # fmt: skip
+    budget = {
+        **training,
+        "steps": None,
+        "max_seconds": args.seconds,
+        "ess_every": 10**9,
+        "batch_size": option.batch_size,
+    }
     if args.ess_samples is not None:
         budget["ess_samples"] = args.ess_samples
     try:
@@ -288,8 +316,9 @@ def hmc_takes_device() -> bool:
 
 
 @torch.no_grad()
-def device_trajectories(start: torch.Tensor, point: Point, eps: float, n_steps: int,
-                        n_trajectories: int, seed: int) -> tuple[float, float]:  # fmt: skip
+def device_trajectories(
+    start: torch.Tensor, point: Point, eps: float, n_steps: int, n_trajectories: int, seed: int
+) -> tuple[float, float]:
     """Chain-trajectories per second and acceptance of HMC on ``start``'s device.
 
     Each trajectory is hmc()'s: Gaussian momenta, the library's ``leapfrog`` with
@@ -315,8 +344,9 @@ def device_trajectories(start: torch.Tensor, point: Point, eps: float, n_steps: 
         phi_new, pi_new = leapfrog(phi, pi, f, eps, n_steps)
         s_new = action(phi_new, point.s, point.lam)
         h_new = 0.5 * (pi_new * pi_new).sum(dim=(-2, -1)) + s_new
-        log_u = torch.log(torch.rand(phi.shape[0], generator=generator, dtype=phi.dtype,
-                                     device=device))  # fmt: skip
+        log_u = torch.log(
+            torch.rand(phi.shape[0], generator=generator, dtype=phi.dtype, device=device)
+        )
         accept = (log_u < h_old - h_new) & torch.isfinite(h_new)
         phi = torch.where(accept[:, None, None], phi_new, phi)
         s_old = torch.where(accept, s_new, s_old)
@@ -331,8 +361,9 @@ def device_trajectories(start: torch.Tensor, point: Point, eps: float, n_steps: 
 HMC_STORAGE = 2**31
 
 
-def library_hmc(point: Point, chains: int, args: argparse.Namespace,
-                device: torch.device | None) -> tuple[HMCRow, HMCResult]:  # fmt: skip
+def library_hmc(
+    point: Point, chains: int, args: argparse.Namespace, device: torch.device | None
+) -> tuple[HMCRow, HMCResult]:
     """fieldflow.mcmc.hmc at ``chains`` chains on ``device`` (None: hmc()'s own, the CPU)."""
     n = max(10, min(args.hmc_trajectories, HMC_STORAGE // (chains * point.volume * 4)))
     extra = {} if device is None else {"device": str(device)}
@@ -343,13 +374,23 @@ def library_hmc(point: Point, chains: int, args: argparse.Namespace,
         where, mib, note = "cpu", math.nan, "hmc() has no device argument: CPU, float64, CPU time"
     else:
         where, mib, note = device.type, peak_mib(device), f"{n} trajectories kept"
-    row = HMCRow("hmc()", where, chains, result.step_size, result.mean_steps, result.acceptance,
-                 1.0 / result.timing.seconds, mib, note)  # fmt: skip
+    row = HMCRow(
+        "hmc()",
+        where,
+        chains,
+        result.step_size,
+        result.mean_steps,
+        result.acceptance,
+        1.0 / result.timing.seconds,
+        mib,
+        note,
+    )
     return row, result
 
 
-def hmc_rows(point: Point, hmc_settings: dict, args: argparse.Namespace,
-             device: torch.device) -> list[HMCRow]:  # fmt: skip
+def hmc_rows(
+    point: Point, hmc_settings: dict, args: argparse.Namespace, device: torch.device
+) -> list[HMCRow]:
     """HMC rows of one point: hmc() on the device at each of ``args.hmc_chains`` if it
     takes a device; else hmc() on the CPU at the paper's chain count, then whole
     trajectories on the device at each of ``args.hmc_chains``, from its last states."""
@@ -362,11 +403,15 @@ def hmc_rows(point: Point, hmc_settings: dict, args: argparse.Namespace,
     for n in args.hmc_chains:
         start = last[torch.arange(n) % last.shape[0]].to(device)
         reset_peak(device)
-        rate, acceptance = device_trajectories(start, point, eps, n_steps,
-                                               args.hmc_trajectories, args.seed)  # fmt: skip
+        rate, acceptance = device_trajectories(
+            start, point, eps, n_steps, args.hmc_trajectories, args.seed
+        )
         note = "library leapfrog/force/action, wall clock"
-        rows.append(HMCRow("leapfrog", device.type, n, eps, n_steps, acceptance, rate,
-                           peak_mib(device), note))  # fmt: skip
+        rows.append(
+            HMCRow(
+                "leapfrog", device.type, n, eps, n_steps, acceptance, rate, peak_mib(device), note
+            )
+        )
     return rows
 
 
@@ -378,10 +423,13 @@ def number(value: float, width: int, digits: int) -> str:
     return format(value, f">{width}.{digits}f")
 
 
-FLOW_HEADER = ("flow   L point     lam option  batch compile   matmul   steps   s/step     ESS "
-               " accept  configs/s  trainMiB sampleMiB  warm_s status")  # fmt: skip
-HMC_HEADER = ("hmc    L point     lam sampler  where  chains     eps  n_lf  accept     traj/s "
-              "      MiB note")  # fmt: skip
+FLOW_HEADER = (
+    "flow   L point     lam option  batch compile   matmul   steps   s/step     ESS "
+    " accept  configs/s  trainMiB sampleMiB  warm_s status"
+)
+HMC_HEADER = (
+    "hmc    L point     lam sampler  where  chains     eps  n_lf  accept     traj/s       MiB note"
+)
 
 
 def print_flow(point: Point, option: Option, backend: str, r: FlowRow) -> None:
@@ -406,8 +454,15 @@ def print_hmc(point: Point, r: HMCRow) -> None:
 
 
 #: The cnf hyperparameters the header shows.
-SHOWN = ("n_features", "n_time_basis", "n_steps", "kernel_radius", "solver", "zero_mode",
-         "site_spline")  # fmt: skip
+SHOWN = (
+    "n_features",
+    "n_time_basis",
+    "n_steps",
+    "kernel_radius",
+    "solver",
+    "zero_mode",
+    "site_spline",
+)
 
 
 def parse(argv: list[str] | None = None) -> argparse.Namespace:
@@ -418,11 +473,11 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--seconds", type=float, help="training budget per row (default 30)")
     parser.add_argument("--samples", type=int, help="proposals per row (default 16384)")
     parser.add_argument("--tiny", action="store_true", help="CPU smoke: L 4 6, 1 s, 512, n_steps 8")
-    parser.add_argument("--options", nargs="+", default=list(options(1)),
-                        choices=list(options(1)))  # fmt: skip
+    parser.add_argument("--options", nargs="+", default=list(options(1)), choices=list(options(1)))
     parser.add_argument("--compile-backend", help="inductor (default; --tiny: aot_eager)")
-    parser.add_argument("--hmc-chains", type=int, nargs="+",
-                        help="chains on the device (default 32 1024 8192)")  # fmt: skip
+    parser.add_argument(
+        "--hmc-chains", type=int, nargs="+", help="chains on the device (default 32 1024 8192)"
+    )
     parser.add_argument("--hmc-trajectories", type=int, help="timed trajectories (100)")
     parser.add_argument("--hmc-burn-in", type=int, help="hmc() burn-in trajectories (100)")
     parser.add_argument("--n-steps", type=int, help="RK4 steps of the cnf (config's; --tiny 8)")
@@ -453,9 +508,11 @@ def main(argv: list[str] | None = None) -> None:
     choices = options(training["batch_size"])
     print(f"# device: {device_name(device)}; torch {torch.__version__}; machine: {machine()}")
     shown = ", ".join(f"{key} {hyper[key]}" for key in SHOWN)
-    print(f"# cnf from {args.config.name}: {shown}; lr {training['lr']}, "
-          f"{training['lr_schedule']} over {args.seconds:g} s per row; {args.samples} "
-          f"proposals per row in batches of {sample_batch}; float32, log w float64")  # fmt: skip
+    print(
+        f"# cnf from {args.config.name}: {shown}; lr {training['lr']}, "
+        f"{training['lr_schedule']} over {args.seconds:g} s per row; {args.samples} "
+        f"proposals per row in batches of {sample_batch}; float32, log w float64"
+    )
     points = paper_points(study, args.L)
     print(FLOW_HEADER, flush=True)
     for point in points:
@@ -468,8 +525,15 @@ def main(argv: list[str] | None = None) -> None:
         for row in hmc_rows(point, study["hmc"], args, device):
             print_hmc(point, row)
     total = time.perf_counter() - began
-    print(f"# total {total:.0f} s after imports" + ("" if args.tiny or total < 480 else
-          "; over the 8 minutes a full run should take: lower --seconds"), flush=True)  # fmt: skip
+    print(
+        f"# total {total:.0f} s after imports"
+        + (
+            ""
+            if args.tiny or total < 480
+            else "; over the 8 minutes a full run should take: lower --seconds"
+        ),
+        flush=True,
+    )
 
 
 if __name__ == "__main__":

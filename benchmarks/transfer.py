@@ -21,8 +21,7 @@ THRESHOLDS = (0.1, 0.3, 0.5, 0.7)
 
 
 def budget(training: dict, seconds: float) -> dict:
-    return {**training, "steps": None, "max_seconds": seconds, "ess_every": 25,
-            "ess_samples": 1024}  # fmt: skip
+    return {**training, "steps": None, "max_seconds": seconds, "ess_every": 25, "ess_samples": 1024}
 
 
 def first_time(history: list[dict], threshold: float) -> float | None:
@@ -41,8 +40,13 @@ def main() -> None:
     small, large = POINTS["E1"], POINTS["E4"]
     torch.manual_seed(args.seed)
     source = build_flow(args.family, small.L, hyper)
-    train(source, small, config_from_dict(budget(training, args.source_seconds)), args.seed,
-          progress=False)  # fmt: skip
+    train(
+        source,
+        small,
+        config_from_dict(budget(training, args.source_seconds)),
+        args.seed,
+        progress=False,
+    )
     runs = {
         "scratch": build_flow(args.family, large.L, hyper),
         "transfer": transfer(source, args.family, large.L, hyper),
@@ -50,8 +54,9 @@ def main() -> None:
     print(f"# {args.family}: E1 trained {args.source_seconds:g} s; E4 budget {args.seconds:g} s")
     print("start     " + "  ".join(f"t(ESS>={t:.1f})" for t in THRESHOLDS) + "  final ESS")
     for name, flow in runs.items():
-        result = train(flow, large, config_from_dict(budget(training, args.seconds)), args.seed,
-                       progress=False)  # fmt: skip
+        result = train(
+            flow, large, config_from_dict(budget(training, args.seconds)), args.seed, progress=False
+        )
         times = [first_time(result.history, t) for t in THRESHOLDS]
         cells = "  ".join(f"{'-' if x is None else f'{x:.0f} s':>11}" for x in times)
         print(f"{name:<9} {cells}  {result.history[-1]['ess']:.3f}", flush=True)

@@ -1,3 +1,4 @@
+import shutil
 from pathlib import Path
 
 import pytest
@@ -15,3 +16,12 @@ def _single_thread():
 @pytest.fixture
 def root() -> Path:
     return ROOT
+
+
+@pytest.fixture
+def tiny_config(tmp_path) -> Path:
+    """tests/data/tiny.yaml in the test's directory: one point, realnvp and hmc, for the
+    tests that need a whole run but not every sampler (through SLURM, interrupted)."""
+    config = tmp_path / "tiny.yaml"
+    shutil.copy(ROOT / "tests" / "data" / "tiny.yaml", config)
+    return config

@@ -1,6 +1,8 @@
 import math
+import warnings
 
 import numpy as np
+import pyerrors as pe
 import pytest
 
 from fieldflow import analysis
@@ -63,8 +65,15 @@ def test_magnetization_and_its_absence():
     """⟨M⟩/V from the primary m; NaN, not an error, from primaries stored before m existed."""
     rng = np.random.default_rng(6)
     m = rng.normal(0.25, 1.0, size=(2, 10_000))
-    primaries = {"phi2": m * m, "m": m, "abs_m": np.abs(m), "m2": m * m, "m4": m**4,
-                 "ising_energy": m, "f_first": 0.5 * m * m}  # fmt: skip
+    primaries = {
+        "phi2": m * m,
+        "m": m,
+        "abs_m": np.abs(m),
+        "m2": m * m,
+        "m4": m**4,
+        "ising_energy": m,
+        "f_first": 0.5 * m * m,
+    }
     est = analysis.observables(primaries, L=4)["magnetization"]
     assert abs(est.value - 0.25) < 4 * est.error
     assert est.error == pytest.approx(1 / np.sqrt(20_000), rel=0.1)
@@ -81,6 +90,21 @@ def test_magnetization_and_its_absence():
 def test_pull():
     assert analysis.pull(1.3, 0.3, 1.0, 0.4) == pytest.approx(0.6)
     assert analysis.pull(0.5, 0.1, 1.0) == pytest.approx(-5.0)
+    assert math.isnan(analysis.pull(0.5, 0.0, 1.0)) and math.isnan(analysis.pull(1, math.nan, 1))
+    # Arrays element by element, with the agreement table's convention where σ = 0.
+    value, error = np.array([1.3, 0.5, 2.0]), np.array([0.3, 0.1, 0.0])
+    pulls = analysis.pull(value, error, np.array([1.0, 1.0, 1.0]), np.array([0.4, 0.0, 0.0]))
+    np.testing.assert_allclose(pulls[:2], [0.6, -5.0]) and math.isnan(pulls[2])
+    # Bit for bit what each table computed before there was one pull: math.hypot for
+    # floats (agreement, tunnelling), numpy.hypot for columns (reweighting).
+    rng = np.random.default_rng(0)
+    a, b, x, y = rng.random(2000), rng.random(2000), rng.random(2000), 10 ** rng.normal(size=2000)
+    np.testing.assert_array_equal(analysis.pull(a, x, b, y), (a - b) / np.hypot(x, y))
+    assert all(
+        analysis.pull(*args) == (args[0] - args[2]) / math.hypot(args[1], args[3])
+        for args in zip(a, x, b, y, strict=True)
+    )
+    assert all(analysis.pull(v, e, 0.0) == v / e for v, e in zip(a - b, y, strict=True))
 
 
 def test_power_law_fit_recovers_a_known_exponent():
@@ -93,8 +117,7 @@ def test_power_law_fit_recovers_a_known_exponent():
     fits = []
     for _ in range(400):
         y = 0.7 * x**2.1
-        fits.append(analysis.fit_power_law(x, y * (1 + 0.05 * rng.normal(size=x.size)),
-                                           0.05 * y))  # fmt: skip
+        fits.append(analysis.fit_power_law(x, y * (1 + 0.05 * rng.normal(size=x.size)), 0.05 * y))
     z = np.array([f.exponent for f in fits])
     quoted = np.median([f.exponent_error for f in fits])
     assert abs(z.mean() - 2.1) < 3 * z.std() / np.sqrt(z.size)
@@ -119,8 +142,14 @@ def test_reweighting_to_a_shifted_gaussian():
     for _ in range(100):
         x = rng.normal(size=(2, 2000))
         m = np.abs(x) + 0.1  # positive "magnetisation" so every observable is defined
-        primaries = {"phi2": x, "abs_m": m, "m2": m * m, "m4": m**4, "ising_energy": x,
-                     "f_first": np.ones_like(x)}  # fmt: skip
+        primaries = {
+            "phi2": x,
+            "abs_m": m,
+            "m2": m * m,
+            "m4": m**4,
+            "ising_energy": x,
+            "f_first": np.ones_like(x),
+        }
         est = analysis.observables(primaries, 4, log_weights=mu * x)["phi2"]
         values.append(est.value)
         errors.append(est.error)
@@ -160,3 +189,76 @@ def test_correlator_and_pole_mass_of_the_free_field():
     primaries["correlator"] = correlator.reshape(4, n // 4, L)
     pole = analysis.observables(primaries, L)["pole_mass"]
     assert abs(pole.value - mass) < 4 * pole.error and pole.error < 0.02
+
+
+def test_effective_masses_are_pyerrors_and_equal_the_hand_written_ones():
+    """m_eff(t) and the pole mass come from pyerrors' Corr.m_eff("arccosh") and
+    Corr.plateau(method="avg"). The numbers below are those of fieldflow's own
+    implementation before it (arccosh of the ratio where it exceeds 1, the mean of the
+    defined masses over the plateau range), on a correlator with m_eff(4) undefined."""
+    rng = np.random.default_rng(7)
+    L = 12
+    C = np.cosh(0.5 * (np.arange(L) - L / 2)) + 0.02 * rng.normal(size=(2, 200, L))
+    C[..., 4] += 0.8  # (C(3) + C(5)) / 2C(4) < 1: m_eff(4) undefined
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)  # the undefined one is silenced
+        rows = analysis.correlator_rows(C)
+        pole = analysis.observables({"correlator": C, **GAUSSIAN_PRIMARIES}, L)["pole_mass"]
+    before = [
+        (math.nan, math.nan),
+        (0.5002868834286095, 0.0004156169190200111),
+        (0.49880550325298095, 0.0006554051781522219),
+        (0.7554665665185272, 0.0007707088243488868),
+        (math.nan, math.nan),
+        (0.9457123431504686, 0.0012934153359980677),
+        (0.49941929347842323, 0.002466492799087812),
+    ]
+    found = [(r["m_eff"], r["m_eff_error"]) for r in rows]
+    np.testing.assert_array_equal(np.array(found), np.array(before))  # NaN where undefined
+    assert (pole.value, pole.error, pole.tau_int, pole.tau_int_error) == (
+        0.8505894548344979,
+        0.0007816258256838317,
+        0.5024937655860352,
+        0.05000000000000002,
+    )
+    # Directly against pyerrors, and with nothing defined in the plateau range.
+    o = [pe.Obs(list(C[..., t]), ["ens|r0", "ens|r1"]) for t in range(L)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # arccosh at t = 4
+        plateau = pe.Corr(o).m_eff("arccosh").plateau(list(analysis.plateau_range(L)), "avg")
+    plateau.gamma_method(S=2.0)
+    assert plateau.value == pole.value and plateau.dvalue == pole.error
+    concave = np.array([1.0, 2.0, 2.5, 2.0]) + 0.01 * rng.normal(size=(2, 200, 4))
+    assert all(math.isnan(r["m_eff"]) for r in analysis.correlator_rows(concave))
+    primaries = {"correlator": concave, **GAUSSIAN_PRIMARIES}
+    assert math.isnan(analysis.observables(primaries, 4)["pole_mass"].value)
+
+
+#: Primaries of independent Gaussian M, only so that observables() has every input.
+GAUSSIAN_PRIMARIES = (
+    lambda m: {
+        "phi2": m * m,
+        "m": m,
+        "abs_m": np.abs(m),
+        "m2": m * m,
+        "m4": m**4,
+        "ising_energy": m,
+        "f_first": 0.5 * m * m,
+    }
+)(np.random.default_rng(8).normal(size=(2, 200)))
+
+
+def test_only_the_known_warning_is_silenced():
+    """Replica (chain) means outside the domain of ξ₂'s square root are NaN and unused; their
+    warning is silenced. A series that overflows still warns from the Γ-method."""
+    rng = np.random.default_rng(9)
+    primaries = dict(GAUSSIAN_PRIMARIES)
+    # χ₂/F − 1 > 0 overall, < 0 at the means of chain 1 alone.
+    scale = np.array([[0.1], [2.0]])
+    primaries["f_first"] = scale * (1 + 0.01 * rng.normal(size=(2, 200)))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        found = analysis.observables(primaries, 4)
+    assert math.isfinite(found["correlation_length"].value)
+    with pytest.warns(RuntimeWarning):
+        analysis.gamma_estimate(np.array([[1e300, -1e300] * 10, [1.0, 2.0] * 10]))

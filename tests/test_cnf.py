@@ -59,8 +59,16 @@ def test_flow_is_equivariant(L, symmetry):
 @pytest.mark.parametrize("symmetry", SYMMETRIES)
 def test_flow_with_zero_mode_and_site_spline_is_equivariant(L, symmetry):
     g = SYMMETRIES[symmetry]
-    flow = random_flow(L, n_steps=6, zero_mode=True, zero_mode_bins=3, zero_mode_bound=2.0,
-                       site_spline=True, site_spline_bins=3, site_spline_bound=1.5)  # fmt: skip
+    flow = random_flow(
+        L,
+        n_steps=6,
+        zero_mode=True,
+        zero_mode_bins=3,
+        zero_mode_bound=2.0,
+        site_spline=True,
+        site_spline_bins=3,
+        site_spline_bound=1.5,
+    )
     z = 1.5 * noise(L)
     phi, log_det = flow.transform(z)
     phi_g, log_det_g = flow.transform(g(z))
@@ -129,8 +137,13 @@ def test_transfer_keeps_the_kernel_and_pads_it_with_zeros(L, L_new, radius):
         for dy in range(-(L_new // 2), L_new // 2 + 1):
             value = w_new[..., dx % L_new, dy % L_new]
             if max(abs(dx), abs(dy)) <= reach:
-                torch.testing.assert_close(value, w[..., dx % L, dy % L], rtol=1e-12,
-                                           atol=1e-14, msg=f"displacement {(dx, dy)}")  # fmt: skip
+                torch.testing.assert_close(
+                    value,
+                    w[..., dx % L, dy % L],
+                    rtol=1e-12,
+                    atol=1e-14,
+                    msg=f"displacement {(dx, dy)}",
+                )
             else:
                 assert not value.any(), (dx, dy)
     z = noise(L_new)
@@ -144,8 +157,7 @@ def test_transfer_keeps_the_kernel_and_pads_it_with_zeros(L, L_new, radius):
 
 
 def test_transfer_with_zero_mode_and_site_spline_moves_every_layer():
-    small = random_flow(4, zero_mode=True, zero_mode_bins=3, site_spline=True, **SMALL,
-                        n_steps=40)  # fmt: skip
+    small = random_flow(4, zero_mode=True, zero_mode_bins=3, site_spline=True, **SMALL, n_steps=40)
     large = transfer_cnf(small, 8)
     spline, ode, site = large.layers
     assert isinstance(spline, ZeroModeSpline) and spline.L == 8
@@ -210,9 +222,16 @@ def test_training_treats_integration_error_as_divergence_once_refinements_are_sp
 
     torch.manual_seed(0)
     flow = build_cnf(4, n_features=2, n_time_basis=2, n_steps=4)
-    config = TrainConfig(steps=6, ess_every=2, ess_samples=16, batch_size=8, lr=0.05,
-                         max_discretisation_error=1e-9, max_recoveries=1,
-                         max_refinements=1)  # fmt: skip
+    config = TrainConfig(
+        steps=6,
+        ess_every=2,
+        ess_samples=16,
+        batch_size=8,
+        lr=0.05,
+        max_discretisation_error=1e-9,
+        max_recoveries=1,
+        max_refinements=1,
+    )
     with pytest.raises(TrainingDiverged, match="integration error .* 1 refinements"):
         train(flow, Point(4, -4.0, 8.0), config, seed=0, progress=False)
     assert flow.layers[0].n_steps == 8
@@ -261,8 +280,16 @@ def test_kinetic_energy_of_a_linear_field_is_known():
     # ∫₀¹ ‖v‖² dt = c² ‖z‖² (e^{2c} − 1) / (2c).
     c = 0.7
     for solver, n_steps in (("rk4", 40), ("dopri5", 1)):
-        flow = build_cnf(4, n_features=1, n_time_basis=1, kernel_radius=0, n_steps=n_steps,
-                         solver=solver, rtol=1e-10, atol=1e-12).double()  # fmt: skip
+        flow = build_cnf(
+            4,
+            n_features=1,
+            n_time_basis=1,
+            kernel_radius=0,
+            n_steps=n_steps,
+            solver=solver,
+            rtol=1e-10,
+            atol=1e-12,
+        ).double()
         with torch.no_grad():
             flow.layers[0].field.coefficients.fill_(c)
         z = noise(4)

@@ -1,4 +1,5 @@
 import copy
+import re
 
 import pytest
 import yaml
@@ -6,12 +7,9 @@ import yaml
 from fieldflow.config import (
     ConfigError,
     canonical,
-    check_resources,
-    ensemble_sizes,
     job_seed,
     load,
     points,
-    sampling_memory,
     validate,
 )
 
@@ -137,10 +135,22 @@ def test_point_keys_with_regex_characters_run(root, tmp_path):
     config = tmp_path / "big.yaml"
     config.write_text("points:\n  - {L: 4, s: 1.0e+6, lam: 0.0}\nflows: []\n")
     run = subprocess.run(
-        [sys.executable, "-m", "snakemake", "-s", str(root / "Snakefile"), "-n",
-         "--directory", str(tmp_path), "--configfile", str(config)],
-        capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "snakemake",
+            "-s",
+            str(root / "Snakefile"),
+            "-n",
+            "--directory",
+            str(tmp_path),
+            "--configfile",
+            str(config),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     assert "results/ensembles/hmc/L4_s1e+06_lam0.zarr" in run.stdout
 
@@ -183,8 +193,7 @@ def test_even_kernel_rejected(schema, family):
 def test_family_training_overrides(schema):
     from fieldflow.config import flow_settings
 
-    config = check({**GOOD, "flows": ["realnvp", "cnf"], "cnf": {"training": {"lr": 0.01}}},
-                   schema)  # fmt: skip
+    config = check({**GOOD, "flows": ["realnvp", "cnf"], "cnf": {"training": {"lr": 0.01}}}, schema)
     hyper, training = flow_settings(config, "cnf")
     assert "training" not in hyper and training["lr"] == 0.01
     assert training["steps"] == config["training"]["steps"]
@@ -196,8 +205,9 @@ def test_family_training_overrides(schema):
 def test_training_guard_and_regulariser_keys(schema):
     from fieldflow.config import flow_settings
 
-    config = check({**GOOD, "flows": ["realnvp", "cnf"],
-                    "cnf": {"training": {"kinetic_weight": 0.1}}}, schema)  # fmt: skip
+    config = check(
+        {**GOOD, "flows": ["realnvp", "cnf"], "cnf": {"training": {"kinetic_weight": 0.1}}}, schema
+    )
     training = flow_settings(config, "cnf")[1]
     assert training["kinetic_weight"] == 0.1 and training["estimator"] == "plain"
     assert training["max_refinements"] == 2
@@ -205,8 +215,9 @@ def test_training_guard_and_regulariser_keys(schema):
     with pytest.raises(ConfigError, match=r"key 'training.kinetic_weight': realnvp integrates"):
         check({**GOOD, "flows": ["realnvp", "cnf"], "training": {"kinetic_weight": 0.1}}, schema)
     with pytest.raises(ConfigError, match=r"'realnvp.training.kinetic_weight': realnvp integrates"):
-        check({**GOOD, "flows": ["realnvp"], "realnvp": {"training": {"kinetic_weight": 0.1}}},
-              schema)  # fmt: skip
+        check(
+            {**GOOD, "flows": ["realnvp"], "realnvp": {"training": {"kinetic_weight": 0.1}}}, schema
+        )
     with pytest.raises(ConfigError, match="'cnf.training.estimator'"):
         check({**GOOD, "flows": ["cnf"], "cnf": {"training": {"estimator": "score"}}}, schema)
     with pytest.raises(ConfigError, match="'training.max_refinements'"):
@@ -216,8 +227,10 @@ def test_training_guard_and_regulariser_keys(schema):
 def test_init_from(schema):
     from fieldflow.config import init_sources
 
-    pts = [{"name": "E1", "L": 6, "s": -4.0, "lam": 6.975},
-           {"L": 12, "s": -4.0, "lam": 5.276, "init_from": "E1"}]  # fmt: skip
+    pts = [
+        {"name": "E1", "L": 6, "s": -4.0, "lam": 6.975},
+        {"L": 12, "s": -4.0, "lam": 5.276, "init_from": "E1"},
+    ]
     config = check({"points": pts}, schema)
     assert init_sources(config) == {"L12_s-4_lam5.276": "L6_s-4_lam6.975"}
     with pytest.raises(ConfigError, match=r"'points\[0\].init_from'.*not smaller"):
@@ -226,38 +239,44 @@ def test_init_from(schema):
         check({"points": [pts[0], {**pts[1], "init_from": "E9"}]}, schema)
 
 
-def test_a_lattice_too_large_for_the_memory_is_refused_with_the_estimate(schema, tmp_path):
-    config = check({"points": [{"L": 8, "s": -4.0, "lam": 6.0}, {"L": 128, "s": -4.0,
-                                "lam": 4.4}], "flows": [], "mcmc": ["hmc"]}, schema)  # fmt: skip
-    config["memory_limit_gb"] = 0.1
-    # Streamed: 64 chains x (one chunk of 16 draws + the current state), not 128,000 draws.
-    with pytest.raises(ConfigError, match=r"'points\[1\].L': hmc at L=128 would hold about "
-                       r"0.4 GB \(1,088 configurations of 128x128 and the scalars of every "
-                       r"draw\), more than memory_limit_gb \(0.1 GB\)"):  # fmt: skip
-        check_resources(config, tmp_path / "results")
-    config["memory_limit_gb"] = 1.0
-    check_resources(config, tmp_path / "results")
-    # Eight times the draws: the same fields held, only the scalars grow.
-    point = points(config)[1]
-    held, need = sampling_memory(config, "hmc", point)
-    config["hmc"]["n_trajectories"] *= 8
-    held_8, need_8 = sampling_memory(config, "hmc", point)
-    assert held_8 == held and need_8 - need == pytest.approx(7 * 8.0 * (128 + 8) * 64 * 2000)
+def test_free_energy_section(schema):
+    from fieldflow.config import integration_paths, integration_settings
 
-
-def test_ensembles_that_do_not_fit_on_disk_are_refused(schema, tmp_path, monkeypatch):
-    import shutil
-
-    config = check({**GOOD, "flows": ["cnf"], "mcmc": ["hmc"]}, schema)
-    sizes = {name: kept for name, _, _, kept in ensemble_sizes(config)}
-    assert sizes == {"cnf": 4 * 8192, "hmc": 64 * 2000}  # the schema's defaults
-    need = 4.0 * 8**2 * (4 * 8192 + 64 * 2000)
-    usage = shutil.disk_usage(tmp_path)
-    monkeypatch.setattr(shutil, "disk_usage", lambda _: usage._replace(free=int(need) - 1))
-    with pytest.raises(ConfigError, match=r"the 2 ensembles still to write need about 0.0 GB"):
-        check_resources(config, tmp_path / "results")
-    # An ensemble already written needs no new space.
-    (tmp_path / "results" / "ensembles" / "hmc" / f"{points(config)[0].key}.zarr").mkdir(
-        parents=True
+    points = [{"L": 4, "s": -4.0, "lam": 8.0, "name": "A"}, {"L": 6, "s": 0.5, "lam": 0.0}]
+    config = check(
+        {
+            "points": points,
+            "free_energy": {"points": ["A"], "n_nodes": 3, "settings": {"n_trajectories": 50}},
+        },
+        schema,
     )
-    check_resources(config, tmp_path / "results")
+    paths = integration_paths(config)
+    assert list(paths) == ["L4_s-4_lam8"]
+    assert (paths["L4_s-4_lam8"].s0, paths["L4_s-4_lam8"].n_nodes) == (1.0, 3)
+    settings = integration_settings(config)
+    assert settings["n_trajectories"] == 50 and settings["n_chains"] == config["hmc"]["n_chains"]
+    assert integration_paths(check({"points": points}, schema)) == {}
+    everywhere = check({"points": points, "free_energy": {}}, schema)
+    assert len(integration_paths(everywhere)) == 2
+
+
+@pytest.mark.parametrize(
+    ("section", "message"),
+    [
+        ({"points": ["B"]}, "config key 'free_energy.points': no point named 'B'"),
+        ({"s0": 0.0}, "config key 'free_energy.s0'"),
+        ({"settings": {"n_trajectory": 5}}, "'free_energy.settings.n_trajectory': not a setting"),
+        ({"sampler": "glauber"}, "config key 'free_energy.sampler'"),
+        ({"n_nodes": 0}, "config key 'free_energy.n_nodes'"),
+    ],
+)
+def test_bad_free_energy_sections_name_the_key(schema, section, message):
+    points = [{"L": 4, "s": -4.0, "lam": 8.0, "name": "A"}]
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        check({"points": points, "free_energy": section}, schema)
+
+
+def test_free_energy_path_over_an_unbounded_action_is_refused(schema):
+    points = [{"L": 4, "s": -1.0, "lam": 0.0, "name": "free"}]
+    with pytest.raises(ConfigError, match="'free_energy': at free: .*crosses an unbounded action"):
+        check({"points": points, "free_energy": {}}, schema)

@@ -13,8 +13,9 @@ from fieldflow.io import EnsembleError
 from fieldflow.training import TrainingDiverged
 
 
-@pytest.mark.parametrize("kind", [ConfigError, ModelFileError, EnsembleError, TrainingDiverged,
-                                  errors.ResultFileError])  # fmt: skip
+@pytest.mark.parametrize(
+    "kind", [ConfigError, ModelFileError, EnsembleError, TrainingDiverged, errors.ResultFileError]
+)
 def test_expected_failures_are_fieldflow_errors(kind):
     assert issubclass(kind, errors.FieldflowError)
 

@@ -23,10 +23,22 @@ CASES = [
     ("cnf", {"n_features": 3, "n_time_basis": 3, "kernel_radius": 1, "n_steps": 60}),
     # The broken-phase recipe: a zero-mode spline first, a site spline last (bounds 2 and
     # 1.5: both regimes of each).
-    ("cnf", {"n_features": 3, "n_time_basis": 3, "kernel_radius": 1, "n_steps": 60,
-             "zero_mode": True, "zero_mode_bins": 3, "zero_mode_bound": 2.0,
-             "site_spline": True, "site_spline_bins": 3, "site_spline_bound": 1.5}),
-]  # fmt: skip
+    (
+        "cnf",
+        {
+            "n_features": 3,
+            "n_time_basis": 3,
+            "kernel_radius": 1,
+            "n_steps": 60,
+            "zero_mode": True,
+            "zero_mode_bins": 3,
+            "zero_mode_bound": 2.0,
+            "site_spline": True,
+            "site_spline_bins": 3,
+            "site_spline_bound": 1.5,
+        },
+    ),
+]
 #: The cnf is odd by construction, with or without its zero-mode spline.
 Z2_CASES = [c for c in CASES if c[1].get("z2_equivariant") or c[0] == "cnf"]
 #: Families whose inverse and log-det are exact only up to an ODE integrator's error.
@@ -57,6 +69,18 @@ def test_every_family_is_covered():
     assert {family for family, _ in CASES} == set(FAMILIES)
 
 
+def test_each_family_says_what_it_needs_of_the_lattice():
+    assert {n for n, f in FAMILIES.items() if f.requires_even_L} == {"realnvp", "nsf"}
+    assert {n for n, f in FAMILIES.items() if f.integrates_ode} == {"cnf"}
+    for name, family in FAMILIES.items():
+        assert family.name == name
+        if family.requires_even_L:
+            with pytest.raises(ValueError, match="need an even L, got L=5"):
+                family(5)
+        else:
+            assert family(5).L == 5
+
+
 @pytest.mark.parametrize(("family", "hyper"), CASES)
 def test_inverse_round_trip(family, hyper):
     flow = make_flow(family, hyper)
@@ -81,6 +105,26 @@ def test_log_det_equals_autograd_jacobian(family, hyper):
         sign, logabs = torch.linalg.slogdet(jac)
         assert sign.item() != 0
         assert logabs.item() == pytest.approx(log_det[b].item(), abs=tolerance(family, 1e-9))
+
+
+@pytest.mark.parametrize(("family", "hyper"), CASES)
+def test_every_layer_inverse_log_det(family, hyper):
+    # Per layer, so that errors of two layers cannot cancel: log |det ∂f⁻¹/∂y| is minus
+    # the forward log-det at the image, and slogdet of the inverse's autograd Jacobian.
+    flow = make_flow(family, hyper)
+    y = noise(batch=2)
+    for i, layer in enumerate(flow.layers):
+        x, log_det = layer.inverse(y)
+        assert torch.allclose(log_det, -layer(x)[1], atol=tolerance(family, 1e-10)), i
+        for b in range(y.shape[0]):
+
+            def f_inv(v, layer=layer):
+                return layer.inverse(v.reshape(1, L, L))[0].reshape(-1)
+
+            jac = torch.autograd.functional.jacobian(f_inv, y[b].reshape(-1))
+            sign, logabs = torch.linalg.slogdet(jac)
+            assert sign.item() != 0, i
+            assert logabs.item() == pytest.approx(log_det[b].item(), abs=tolerance(family, 1e-9))
 
 
 @pytest.mark.parametrize(("family", "hyper"), CASES)
@@ -180,10 +224,31 @@ def test_tampered_model_file_names_the_file(tmp_path):
     tamper_tensor(path)
     assert path.stat().st_size == size
     torch.load(path, weights_only=True)  # torch itself does not notice
-    with pytest.raises(ModelFileError, match=r"model\.pt: its tensors do not match their "
-                       "recorded hash") as info:  # fmt: skip
+    with pytest.raises(
+        ModelFileError,
+        match=r"model\.pt: its tensors do not match their "
+        "recorded hash",
+    ) as info:
         load_model(path)
     assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("family", ["realnvp", "nsf"])
+def test_model_files_that_saved_the_masks_still_load(tmp_path, family):
+    # Before the couplings were one class they saved their masks: layers.<i>.frozen and
+    # layers.<i>.active (float), or layers.<i>.active (bool).
+    hyper = {"n_layers": 2, "hidden_channels": [4]}
+    flow = make_flow(family, hyper).float()
+    save_model(tmp_path / "old.pt", flow, family, hyper)
+    payload = torch.load(tmp_path / "old.pt", weights_only=True)
+    for i, layer in enumerate(flow.layers):
+        payload["state_dict"][f"layers.{i}.frozen"] = (~layer.active).float()
+        payload["state_dict"][f"layers.{i}.active"] = layer.active.float()
+    payload["sha256"] = tensor_digest(payload["state_dict"])
+    torch.save(payload, tmp_path / "old.pt")
+    loaded, _ = load_model(tmp_path / "old.pt")
+    z = noise().float()
+    assert torch.equal(loaded.transform(z)[0], flow.transform(z)[0])
 
 
 def test_model_without_a_hash_loads_with_a_warning(tmp_path, caplog):

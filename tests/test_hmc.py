@@ -93,8 +93,9 @@ def test_same_seed_same_chain():
 
 def test_reproduces_exact_gaussian_theory():
     L, s = 4, 1.0
-    result = hmc(Point(L, s, 0.0), n_chains=32, n_trajectories=600, burn_in=100, seed=11,
-                 progress=False)  # fmt: skip
+    result = hmc(
+        Point(L, s, 0.0), n_chains=32, n_trajectories=600, burn_in=100, seed=11, progress=False
+    )
     estimates = analysis.observables(ensemble_primaries(result.phi), L)
     for name, exact in gaussian_observables(L, s).items():
         e = estimates[name]
@@ -121,8 +122,16 @@ def test_auto_trajectory_length_follows_the_exact_free_correlation_length():
     taus = {}
     for s in (0.5, 0.1):
         xi = gaussian_observables(L, s)["correlation_length"]
-        result = hmc(Point(L, s, 0.0), 32, 2, 160, seed=3, trajectory_length="auto",
-                     trajectory_per_xi=c, progress=False)  # fmt: skip
+        result = hmc(
+            Point(L, s, 0.0),
+            32,
+            2,
+            160,
+            seed=3,
+            trajectory_length="auto",
+            trajectory_per_xi=c,
+            progress=False,
+        )
         taus[s] = result.trajectory_length
         assert c * xi / 1.35 < taus[s] < c * xi * 1.35, (s, taus[s], c * xi)
         assert result.n_steps * result.step_size == pytest.approx(taus[s])

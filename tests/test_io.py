@@ -6,14 +6,14 @@ import xarray as xr
 import zarr
 
 from fieldflow import io
+from fieldflow.lattice import PRIMARIES_VERSION
 
 
 def dataset(seed=0):
     rng = np.random.default_rng(seed)
     phi = rng.normal(size=(2, 5, 4, 4)).astype(np.float32)
     per_draw = {"action": rng.normal(size=(2, 5)), "accepted": rng.random((2, 5)) < 0.5}
-    attrs = {"L": 4, "s": -4.0, "lam": 8.0, "sampler": "hmc", "seed": 3,
-             "versions": io.versions()}  # fmt: skip
+    attrs = {"L": 4, "s": -4.0, "lam": 8.0, "sampler": "hmc", "seed": 3, "versions": io.versions()}
     return io.ensemble_dataset(phi, per_draw, attrs)
 
 
@@ -67,8 +67,14 @@ def flow_like_dataset(seed=0, draws=5):
     phi = rng.normal(size=(2, draws, 4, 4)).astype(np.float32)
     per_draw = {"zeros": np.zeros((2, draws)), "accepted": np.zeros((2, draws), dtype=bool)}
     per_proposal = {"log_weight": rng.normal(size=(2, 3 * draws))}
-    attrs = {"L": 4, "s": -4.0, "lam": 8.0, "sampler": "realnvp", "seed": 3,
-             "versions": io.versions()}  # fmt: skip
+    attrs = {
+        "L": 4,
+        "s": -4.0,
+        "lam": 8.0,
+        "sampler": "realnvp",
+        "seed": 3,
+        "versions": io.versions(),
+    }
     return io.ensemble_dataset(phi, per_draw, attrs, per_proposal)
 
 
@@ -125,9 +131,10 @@ def test_deleted_chunk_names_store_array_and_count(tmp_path, name):
 
 @pytest.mark.filterwarnings("ignore:Failed to open Zarr store with consolidated metadata")
 def test_old_store_without_all_chunks_reads_and_checks_phi_only(tmp_path):
-    # As written before fieldflow wrote every chunk: fill-value chunks skipped, no CRC.
+    # A chain as written before fieldflow wrote every chunk: fill-value chunks skipped, no
+    # CRC. It stores no primaries, so it needs no primaries_version either.
     path = tmp_path / "old.zarr"
-    ds = flow_like_dataset()
+    ds = flow_like_dataset().drop_vars("proposal_log_weight")
     ds.attrs["complete"] = True
     ds.to_zarr(path, zarr_format=3, consolidated=False)
     assert chunk_files(path, "accepted") == []
@@ -192,10 +199,19 @@ def correlated_dataset(draws=10, seed=0):
     rng = np.random.default_rng(seed)
     phi = rng.normal(size=(2, draws, 4, 4)).astype(np.float32)
     per_draw = {"action": rng.normal(size=(2, draws)), "accepted": rng.random((2, draws)) < 0.5}
-    per_proposal = {"log_weight": rng.normal(size=(2, 3 * draws)),
-                    "correlator": rng.normal(size=(2, 3 * draws, 4))}  # fmt: skip
-    attrs = {"L": 4, "s": -4.0, "lam": 8.0, "sampler": "realnvp", "seed": 3,
-             "versions": io.versions(), "kind": "flow"}  # fmt: skip
+    per_proposal = {
+        "log_weight": rng.normal(size=(2, 3 * draws)),
+        "correlator": rng.normal(size=(2, 3 * draws, 4)),
+    }
+    attrs = {
+        "L": 4,
+        "s": -4.0,
+        "lam": 8.0,
+        "sampler": "realnvp",
+        "seed": 3,
+        "versions": io.versions(),
+        "kind": "flow",
+    }
     return io.ensemble_dataset(phi, per_draw, attrs, per_proposal)
 
 
@@ -204,10 +220,16 @@ def write_in_blocks(path, ds, attrs, blocks=(3, 1, 6)):
     chain by chain in blocks of 7."""
     n_chains, n_draws = ds.sizes["chain"], ds.sizes["draw"]
     with io.EnsembleWriter(path, attrs) as out:
-        out.start(n_chains, n_draws, ds.sizes["x"],
-                  per_draw={"action": np.float64, "accepted": bool},
-                  per_proposal={"log_weight": ds["proposal_log_weight"].shape[1:],
-                                "correlator": ds["proposal_correlator"].shape[1:]})  # fmt: skip
+        out.start(
+            n_chains,
+            n_draws,
+            ds.sizes["x"],
+            per_draw={"action": np.float64, "accepted": bool},
+            per_proposal={
+                "log_weight": ds["proposal_log_weight"].shape[1:],
+                "correlator": ds["proposal_correlator"].shape[1:],
+            },
+        )
         start = 0
         for size in blocks:
             draws = slice(start, start + size)
@@ -217,8 +239,13 @@ def write_in_blocks(path, ds, attrs, blocks=(3, 1, 6)):
         for chain in range(n_chains):
             for first in range(0, ds.sizes["proposal"], 7):
                 part = slice(first, first + 7)
-                out.append_proposals({name: ds[f"proposal_{name}"].values[chain, part]
-                                      for name in ("log_weight", "correlator")}, chain)  # fmt: skip
+                out.append_proposals(
+                    {
+                        name: ds[f"proposal_{name}"].values[chain, part]
+                        for name in ("log_weight", "correlator")
+                    },
+                    chain,
+                )
         out.attrs["seconds_per_update"] = 0.25  # known only at the end
 
 
@@ -298,3 +325,48 @@ def test_iter_chunks_reads_one_chunk_at_a_time(tmp_path, monkeypatch):
     flip_bit(chunk_files(path, "phi")[4])
     with pytest.raises(io.EnsembleError, match=r"e\.zarr: cannot read array 'phi'"):
         list(io.iter_chunks(io.read_ensemble(path), "phi"))
+
+
+def test_both_writers_record_the_primaries_version(tmp_path):
+    ds = correlated_dataset()
+    io.write_ensemble(tmp_path / "whole.zarr", ds)
+    write_in_blocks(tmp_path / "blocks.zarr", ds, dict(ds.attrs))
+    for name in ("whole.zarr", "blocks.zarr"):
+        attrs = io.read_ensemble(tmp_path / name).attrs
+        assert attrs["primaries_version"] == PRIMARIES_VERSION >= 1
+
+
+@pytest.mark.parametrize("version", [None, 0, PRIMARIES_VERSION + 1])
+@pytest.mark.filterwarnings("ignore:Consolidated metadata is currently not part")
+def test_stored_primaries_of_another_version_are_refused_in_one_line(tmp_path, version):
+    """Reweighting reads the primaries stored at sampling time: those of an older fieldflow
+    (or of none recorded) would be misread, so the store must be resampled."""
+    path = tmp_path / "ensembles" / "cnf" / "X.zarr"
+    io.write_ensemble(path, correlated_dataset())
+    group = zarr.open_group(path, mode="r+")
+    if version is None:  # written before fieldflow recorded it
+        del group.attrs["primaries_version"]
+    else:
+        group.attrs["primaries_version"] = version
+    zarr.consolidate_metadata(path)
+    with pytest.raises(io.EnsembleError) as info:
+        io.read_ensemble(path)
+    message = str(info.value)
+    assert "\n" not in message and message.startswith(f"{path} stores primaries version ")
+    if version is None or version < PRIMARIES_VERSION:
+        assert message == (
+            f"{path} stores primaries version {version or 0}, this fieldflow needs "
+            f"{PRIMARIES_VERSION}: resample it (delete the store and rerun snakemake)"
+        )
+    else:
+        assert "newer than this fieldflow's" in message
+
+
+@pytest.mark.filterwarnings("ignore:Consolidated metadata is currently not part")
+def test_a_chain_without_stored_primaries_needs_no_primaries_version(tmp_path):
+    path = tmp_path / "e.zarr"
+    io.write_ensemble(path, dataset())
+    group = zarr.open_group(path, mode="r+")
+    del group.attrs["primaries_version"]
+    zarr.consolidate_metadata(path)
+    assert "primaries_version" not in io.read_ensemble(path).attrs

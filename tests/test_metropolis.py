@@ -44,8 +44,9 @@ def test_rejects_keep_previous_state():
 def test_streaming_chain_continues_across_batches(sizes):
     """Fed in batches, with the same uniforms, the chain is that of independence_metropolis."""
     rng = np.random.default_rng(4)
-    proposals = ProposalBatch(rng.normal(size=(200, 2, 2)).astype(np.float32),
-                              rng.normal(size=200), rng.normal(size=200))  # fmt: skip
+    proposals = ProposalBatch(
+        rng.normal(size=(200, 2, 2)).astype(np.float32), rng.normal(size=200), rng.normal(size=200)
+    )
     whole = independence_metropolis(proposals.log_weight[None], np.random.default_rng(5))
     log_u = np.log(np.random.default_rng(5).uniform(size=200))
     chain, states, accepted, start = StreamingChain(), [], [], 0
@@ -81,8 +82,9 @@ def test_iter_proposals_gives_the_batches_of_flow_proposals():
 def test_proposals_are_timed_in_at_least_eight_batches(n, batch_size, batches):
     torch.manual_seed(0)
     flow = build_flow("realnvp", 4, {"n_layers": 2, "hidden_channels": [4]})
-    proposals = flow_proposals(flow, Point(4, -4.0, 8.0), n, batch_size,
-                               torch.Generator().manual_seed(1))  # fmt: skip
+    proposals = flow_proposals(
+        flow, Point(4, -4.0, 8.0), n, batch_size, torch.Generator().manual_seed(1)
+    )
     assert proposals.phi.shape == (n, 4, 4) and proposals.log_q.shape == (n,)
     assert proposals.timing.n_batches == batches
     assert 0 < proposals.timing.seconds < 1  # per proposal
@@ -94,12 +96,12 @@ def test_flow_plus_metropolis_reproduces_exact_gaussian_theory():
     point = Point(L, s, 0.0)
     torch.manual_seed(0)
     flow = build_flow("realnvp", L, {"n_layers": 4, "hidden_channels": [8]})
-    train(flow, point, TrainConfig(steps=150, ess_every=50, ess_samples=256), seed=1,
-          progress=False)  # fmt: skip
+    train(
+        flow, point, TrainConfig(steps=150, ess_every=50, ess_samples=256), seed=1, progress=False
+    )
     flow = flow.double()
     proposals = flow_proposals(flow, point, 4 * 4096, 4096, torch.Generator().manual_seed(2))
-    chain = independence_metropolis(proposals.log_weight.reshape(4, -1),
-                                    np.random.default_rng(3))  # fmt: skip
+    chain = independence_metropolis(proposals.log_weight.reshape(4, -1), np.random.default_rng(3))
     flat = chain.index + (np.arange(4) * 4096)[:, None]
     estimates = analysis.observables(ensemble_primaries(proposals.phi[flat]), L)
     for name, exact in gaussian_observables(L, s).items():

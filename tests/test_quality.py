@@ -37,8 +37,9 @@ def test_judge_applies_wolffs_rule_of_thumb():
 def test_chain_problems():
     rng = np.random.default_rng(0)
     both_signs = rng.standard_normal((4, 1000))
-    assert quality.chain_problems(4000, accepted=2000, effective=500.0,
-                                  magnetization=both_signs) == []  # fmt: skip
+    assert (
+        quality.chain_problems(4000, accepted=2000, effective=500.0, magnetization=both_signs) == []
+    )
     assert "accepted" in quality.chain_problems(4000, accepted=99)[0]
     assert "ESS·N" in quality.chain_problems(4000, effective=99.0)[0]
     assert "ESS·N" in quality.chain_problems(4000, effective=float("nan"))[0]
@@ -68,14 +69,28 @@ def test_a_flow_that_cannot_move_is_flagged_without_any_reference(tmp_path):
     whose field sits near ±v. Its chain is exact but barely moves; no other sampler runs."""
     torch.manual_seed(0)
     point = {"L": 6, "s": -6.0, "lam": 0.5}  # site potential −2φ² + φ⁴/2: minima at |φ| = √2
-    save_model(tmp_path / "m.pt", build_flow("realnvp", 6, {"n_layers": 2}), "realnvp",
-               {"n_layers": 2}, train_seconds=1.0, train_steps=0)  # fmt: skip
-    sampling = {"n_chains": 2, "n_samples": 2048, "burn_in": 0, "batch_size": 1024,
-                "precision": "float64"}  # fmt: skip
-    sample_flow_stage(tmp_path / "m.pt", point, sampling, "cpu", 1, tmp_path / "e.zarr",
-                      "realnvp")  # fmt: skip
-    observables_stage(tmp_path / "e.zarr", tmp_path / "o.csv", reweighted_path=tmp_path / "r.csv",
-                      correlator_path=tmp_path / "c.csv")  # fmt: skip
+    save_model(
+        tmp_path / "m.pt",
+        build_flow("realnvp", 6, {"n_layers": 2}),
+        "realnvp",
+        {"n_layers": 2},
+        train_seconds=1.0,
+        train_steps=0,
+    )
+    sampling = {
+        "n_chains": 2,
+        "n_samples": 2048,
+        "burn_in": 0,
+        "batch_size": 1024,
+        "precision": "float64",
+    }
+    sample_flow_stage(tmp_path / "m.pt", point, sampling, "cpu", 1, tmp_path / "e.zarr", "realnvp")
+    observables_stage(
+        tmp_path / "e.zarr",
+        tmp_path / "o.csv",
+        reweighted_path=tmp_path / "r.csv",
+        correlator_path=tmp_path / "c.csv",
+    )
     for table in ("o.csv", "r.csv"):
         rows = pd.read_csv(tmp_path / table)
         assert not rows["reliable"].any(), rows
@@ -91,14 +106,30 @@ def test_an_odd_flow_visits_both_vacua_and_gives_zero_magnetization(tmp_path):
     """Issue 11: a Z2-equivariant flow (the cnf's broken-phase layers) proposes both vacua
     equally, so its chain tunnels at every few proposals and ⟨M⟩ = 0 within errors."""
     torch.manual_seed(0)
-    hyper = {"n_features": 2, "n_time_basis": 2, "kernel_radius": 1, "n_steps": 4,
-             "zero_mode": True, "site_spline": True}  # fmt: skip
+    hyper = {
+        "n_features": 2,
+        "n_time_basis": 2,
+        "kernel_radius": 1,
+        "n_steps": 4,
+        "zero_mode": True,
+        "site_spline": True,
+    }
     flow = build_flow("cnf", 6, hyper)
-    train(flow, Point(**BROKEN), TrainConfig(steps=20, warmup_steps=300, lr=0.01, ess_every=20,
-          ess_samples=256), seed=1, progress=False)  # fmt: skip
+    train(
+        flow,
+        Point(**BROKEN),
+        TrainConfig(steps=20, warmup_steps=300, lr=0.01, ess_every=20, ess_samples=256),
+        seed=1,
+        progress=False,
+    )
     save_model(tmp_path / "m.pt", flow, "cnf", hyper, train_seconds=1.0, train_steps=20)
-    sampling = {"n_chains": 2, "n_samples": 2048, "burn_in": 0, "batch_size": 1024,
-                "precision": "float64"}  # fmt: skip
+    sampling = {
+        "n_chains": 2,
+        "n_samples": 2048,
+        "burn_in": 0,
+        "batch_size": 1024,
+        "precision": "float64",
+    }
     sample_flow_stage(tmp_path / "m.pt", BROKEN, sampling, "cpu", 1, tmp_path / "e.zarr", "cnf")
     observables_stage(tmp_path / "e.zarr", tmp_path / "o.csv", tunnelling_path=tmp_path / "t.csv")
     rows = pd.read_csv(tmp_path / "o.csv").set_index("observable")

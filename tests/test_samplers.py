@@ -8,13 +8,9 @@ from fieldflow import analysis, samplers
 from fieldflow.flows import FAMILIES
 from fieldflow.io import read_ensemble
 from fieldflow.lattice import Point, gaussian_observables
-from fieldflow.stages import (
-    OBSERVABLE_COLUMNS,
-    SAMPLER_COLUMNS,
-    ensemble_primaries,
-    mcmc_stage,
-    tables_stage,
-)
+from fieldflow.stages import ensemble_primaries, mcmc_stage, tables_stage
+from fieldflow.stages.observables import OBSERVABLE_COLUMNS
+from fieldflow.stages.tables import SAMPLER_COLUMNS
 
 E1 = Point(6, -4.0, 6.975)
 
@@ -41,11 +37,13 @@ def test_mcmc_stage_writes_an_ensemble_the_tables_read(tmp_path, name):
     assert ds.attrs["kind"] == "mcmc" and ds.attrs["sampler"] == name
     assert ds["phi"].shape == (3, 20, 4, 4) and ds["action"].dtype == np.float64
     assert ds.attrs["step_size"] > 0 and ds.attrs["sample_seconds"] > 0
-    rows = pd.DataFrame([[4, -4.0, 8.0, name, "phi2", 1.0, 0.1, 0.5, 0.1, 60, True, ""]],
-                        columns=OBSERVABLE_COLUMNS)  # fmt: skip
+    rows = pd.DataFrame(
+        [[4, -4.0, 8.0, name, "phi2", 1.0, 0.1, 0.5, 0.1, 60, True, ""]], columns=OBSERVABLE_COLUMNS
+    )
     rows.to_csv(tmp_path / "obs.csv", index=False)
-    tables_stage([tmp_path / "obs.csv"], [path], tmp_path / "o.csv", tmp_path / "s.csv",
-                 tmp_path / "p.csv")  # fmt: skip
+    tables_stage(
+        [tmp_path / "obs.csv"], [path], tmp_path / "o.csv", tmp_path / "s.csv", tmp_path / "p.csv"
+    )
     assert 0 < ds.attrs["seconds_per_update"] < ds.attrs["sample_seconds"]
     table = pd.read_csv(tmp_path / "s.csv")
     assert table.loc[0, "kind"] == "mcmc" and table.loc[0, "n_samples"] == 60
@@ -67,7 +65,7 @@ def test_mcmc_stage_streams_thinned_draws_a_chunk_at_a_time(tmp_path, monkeypatc
     def tracking_add(column, chain, values):
         add(column, chain, values)
         if column.name == "phi":
-            buffered.append((len(values), column.count[chain]))
+            buffered.append((len(values), column.filled[chain]))
 
     monkeypatch.setattr(io._Column, "add", tracking_add)
     settings = {"n_chains": 3, "n_trajectories": 10, "n_updates": 10, "burn_in": 10, "thin": 2}
@@ -87,8 +85,14 @@ def test_mcmc_stage_streams_thinned_draws_a_chunk_at_a_time(tmp_path, monkeypatc
 def test_bad_point_is_refused_before_anything_is_written(tmp_path):
     path = tmp_path / "e.zarr"
     with pytest.raises(ValueError, match="s > 0|unbounded|s <= 0"):
-        mcmc_stage("cluster", {"L": 4, "s": -1.0, "lam": 0.0}, {"n_chains": 2, "n_updates": 10,
-                   "burn_in": 0}, seed=0, ensemble_path=path, progress=False)  # fmt: skip
+        mcmc_stage(
+            "cluster",
+            {"L": 4, "s": -1.0, "lam": 0.0},
+            {"n_chains": 2, "n_updates": 10, "burn_in": 0},
+            seed=0,
+            ensemble_path=path,
+            progress=False,
+        )
     assert not path.exists() and not list(tmp_path.iterdir())
 
 
@@ -99,10 +103,12 @@ def estimates(name: str, settings: dict, seed: int) -> dict[str, analysis.Estima
 
 def test_cluster_and_hmc_agree_at_E1():
     """Two exact samplers of one theory agree within 4σ in every observable (L = 6)."""
-    hmc = estimates("hmc", {"n_chains": 64, "n_trajectories": 1000, "burn_in": 100,
-                            "trajectory_length": 1.0}, seed=11)  # fmt: skip
-    cluster = estimates("cluster", {"n_chains": 64, "n_updates": 1000, "burn_in": 100},
-                        seed=12)  # fmt: skip
+    hmc = estimates(
+        "hmc",
+        {"n_chains": 64, "n_trajectories": 1000, "burn_in": 100, "trajectory_length": 1.0},
+        seed=11,
+    )
+    cluster = estimates("cluster", {"n_chains": 64, "n_updates": 1000, "burn_in": 100}, seed=12)
     assert set(hmc) == set(cluster)
     for name in hmc:
         a, b = hmc[name], cluster[name]

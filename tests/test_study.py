@@ -14,7 +14,7 @@ from fieldflow.lattice import gaussian_observables
 @pytest.fixture(autouse=True)
 def no_timing_systematic(monkeypatch):
     """Error formulas are checked on the batches' own spread; one test adds the floor."""
-    monkeypatch.setattr(study, "TIMING_SYSTEMATIC", 0.0)
+    monkeypatch.setattr(study.common, "TIMING_SYSTEMATIC", 0.0)
 
 
 COLUMNS = "L,s,lam,sampler,observable,value,error,tau_int,tau_int_error,n_samples".split(",")
@@ -26,15 +26,19 @@ def row(L, s, lam, sampler, observable, value, error, tau=1.0, dtau=0.1):
 
 def test_agreement_pulls_against_hmc_and_the_exact_result():
     exact = gaussian_observables(4, 1.0)["susceptibility"]
-    observables = pd.DataFrame([
-        row(8, -4.0, 6.0, "hmc", "susceptibility", 2.0, 0.03),
-        row(8, -4.0, 6.0, "cnf", "susceptibility", 2.1, 0.04),
-        row(4, 1.0, 0.0, "hmc", "susceptibility", exact + 0.02, 0.01),
-        row(4, 1.0, 0.0, "cnf", "susceptibility", exact - 0.1, 0.02),
-        row(10, -4.0, 5.5, "cnf", "susceptibility", 3.0, 0.1),  # no HMC here: no pull
-    ], columns=COLUMNS)  # fmt: skip
-    reweighted = pd.DataFrame([row(8, -4.0, 6.0, "cnf", "susceptibility", 1.9, 0.05)],
-                              columns=COLUMNS)  # fmt: skip
+    observables = pd.DataFrame(
+        [
+            row(8, -4.0, 6.0, "hmc", "susceptibility", 2.0, 0.03),
+            row(8, -4.0, 6.0, "cnf", "susceptibility", 2.1, 0.04),
+            row(4, 1.0, 0.0, "hmc", "susceptibility", exact + 0.02, 0.01),
+            row(4, 1.0, 0.0, "cnf", "susceptibility", exact - 0.1, 0.02),
+            row(10, -4.0, 5.5, "cnf", "susceptibility", 3.0, 0.1),  # no HMC here: no pull
+        ],
+        columns=COLUMNS,
+    )
+    reweighted = pd.DataFrame(
+        [row(8, -4.0, 6.0, "cnf", "susceptibility", 1.9, 0.05)], columns=COLUMNS
+    )
     kinds = {"hmc": "mcmc", "cnf": "flow"}
     table = study.agreement(observables, kinds, reweighted)
     table = table.set_index(["L", "sampler", "estimator"])
@@ -53,12 +57,15 @@ def test_agreement_pulls_against_hmc_and_the_exact_result():
 
 
 def test_agreement_compares_flows_with_every_baseline_and_baselines_with_each_other():
-    observables = pd.DataFrame([
-        row(8, -4.0, 6.0, "hmc", "phi2", 1.00, 0.03),
-        row(8, -4.0, 6.0, "metro", "phi2", 1.08, 0.04),  # an MCMC baseline of any name
-        row(8, -4.0, 6.0, "cluster", "phi2", 1.04, 0.03),
-        row(8, -4.0, 6.0, "cnf", "phi2", 1.02, 0.01),
-    ], columns=COLUMNS)  # fmt: skip
+    observables = pd.DataFrame(
+        [
+            row(8, -4.0, 6.0, "hmc", "phi2", 1.00, 0.03),
+            row(8, -4.0, 6.0, "metro", "phi2", 1.08, 0.04),  # an MCMC baseline of any name
+            row(8, -4.0, 6.0, "cluster", "phi2", 1.04, 0.03),
+            row(8, -4.0, 6.0, "cnf", "phi2", 1.02, 0.01),
+        ],
+        columns=COLUMNS,
+    )
     kinds = {"hmc": "mcmc", "metro": "mcmc", "cluster": "mcmc", "cnf": "flow"}
     table = study.agreement(observables, kinds)
     pairs = set(zip(table["sampler"], table["reference"], strict=True))
@@ -71,21 +78,24 @@ def test_agreement_compares_flows_with_every_baseline_and_baselines_with_each_ot
 def scaling_inputs(baseline="hmc"):
     rows, samplers = [], []
     for L, xi, tau_hmc in ((6, 1.5, 1.0), (8, 2.0, 1.0 * (2.0 / 1.5) ** 2), (12, 3.0, 4.0)):
-        rows += [row(L, -4.0, 5.0, baseline, "correlation_length", xi, 0.01),
-                 row(L, -4.0, 5.0, "cnf", "correlation_length", xi + 0.5, 0.02),
-                 row(L, -4.0, 5.0, baseline, "susceptibility", 1.0, 0.1, tau_hmc, 0.05 * tau_hmc),
-                 row(L, -4.0, 5.0, baseline, "abs_magnetization", 1.0, 0.1, tau_hmc,
-                     0.05 * tau_hmc),
-                 row(L, -4.0, 5.0, "cnf", "susceptibility", 1.0, 0.1, 0.6, 0.01),
-                 row(L, -4.0, 5.0, "cnf", "abs_magnetization", 1.0, 0.1, 0.6, 0.01)]  # fmt: skip
+        rows += [
+            row(L, -4.0, 5.0, baseline, "correlation_length", xi, 0.01),
+            row(L, -4.0, 5.0, "cnf", "correlation_length", xi + 0.5, 0.02),
+            row(L, -4.0, 5.0, baseline, "susceptibility", 1.0, 0.1, tau_hmc, 0.05 * tau_hmc),
+            row(L, -4.0, 5.0, baseline, "abs_magnetization", 1.0, 0.1, tau_hmc, 0.05 * tau_hmc),
+            row(L, -4.0, 5.0, "cnf", "susceptibility", 1.0, 0.1, 0.6, 0.01),
+            row(L, -4.0, 5.0, "cnf", "abs_magnetization", 1.0, 0.1, 0.6, 0.01),
+        ]
         # Timed: HMC 1 ms per trajectory, cnf 3 ms per proposal (both ± 1%), and 100 s of
         # training; the jobs' wall times (25 s, 50 s for 10⁴ samples) are not used.
-        samplers += [[L, -4.0, 5.0, baseline, 0.8, math.nan, math.nan, 25.0, 10000, "mcmc",
-                      1e-3, 1e-5],
-                     [L, -4.0, 5.0, "cnf", 0.9, 0.9, 100.0, 50.0, 10000, "flow",
-                      3e-3, 3e-5]]  # fmt: skip
-    columns = ("L,s,lam,sampler,acceptance,ess,train_seconds,sample_seconds,n_samples,kind,"
-               "seconds_per_update,seconds_per_update_error")  # fmt: skip
+        samplers += [
+            [L, -4.0, 5.0, baseline, 0.8, math.nan, math.nan, 25.0, 10000, "mcmc", 1e-3, 1e-5],
+            [L, -4.0, 5.0, "cnf", 0.9, 0.9, 100.0, 50.0, 10000, "flow", 3e-3, 3e-5],
+        ]
+    columns = (
+        "L,s,lam,sampler,acceptance,ess,train_seconds,sample_seconds,n_samples,kind,"
+        "seconds_per_update,seconds_per_update_error"
+    )
     return pd.DataFrame(rows, columns=COLUMNS), pd.DataFrame(samplers, columns=columns.split(","))
 
 
@@ -95,8 +105,9 @@ def test_scaling_costs_and_crossover(baseline):
     assert table.loc[(baseline, 12), "seconds_per_independent"] == pytest.approx(1e-3 * 2 * 4.0)
     assert table.loc[("cnf", 6), "seconds_per_independent"] == pytest.approx(3e-3 * 2 * 0.6)
     assert table.loc[("cnf", 6), "cost_1e4"] == pytest.approx(3.6e-3 + 100.0 / 1e4)
-    assert (table.loc[(baseline, 6), "cost_1e6"]
-            == table.loc[(baseline, 6), "seconds_per_independent"])  # fmt: skip
+    assert (
+        table.loc[(baseline, 6), "cost_1e6"] == table.loc[(baseline, 6), "seconds_per_independent"]
+    )
     assert table.loc[("cnf", 8), "xi2"] == 2.0  # xi_2 comes from the Markov chain
     crossover = study.crossovers(table.reset_index()).set_index(["sampler", "baseline", "cost"])
     # cnf: 3.6 ms everywhere; the baseline: 2, 3.56 ± 0.18, 8 ms: dearer, undecided, cheaper.
@@ -145,7 +156,7 @@ def test_thinning_is_already_in_tau_int_so_the_cost_is_per_update():
 
 
 def test_timing_error_has_a_floor_for_what_differs_between_jobs(monkeypatch):
-    monkeypatch.setattr(study, "TIMING_SYSTEMATIC", 0.25)
+    monkeypatch.setattr(study.common, "TIMING_SYSTEMATIC", 0.25)
     hmc = study.scaling(*scaling_inputs()).set_index(["sampler", "L"]).loc[("hmc", 12)]
     assert hmc["seconds_per_sample_error"] == pytest.approx(1e-3 * math.hypot(0.01, 0.25))
     assert hmc["seconds_per_independent_error"] == pytest.approx(
@@ -176,13 +187,25 @@ def cost_table(mine, theirs, mine_error=0.1, theirs_error=0.1, sizes=(6, 8, 12),
     n = len(sizes)
     lams = [5.0] * n if lams is None else lams
     rows = []
-    for sampler, kind, costs, errors in (("cnf", "flow", mine, mine_error),
-                                         ("hmc", "mcmc", theirs, theirs_error)):  # fmt: skip
-        for L, lam, cost, error in zip(sizes, lams, costs, np.broadcast_to(errors, n),
-                                       strict=True):  # fmt: skip
-            rows.append({"L": L, "s": -4.0, "lam": lam, "sampler": sampler, "kind": kind,
-                         "seconds_per_independent": cost, "seconds_per_independent_error": error,
-                         "cost_1e4": cost, "cost_1e6": cost, "reliable": True})  # fmt: skip
+    for sampler, kind, costs, errors in (
+        ("cnf", "flow", mine, mine_error),
+        ("hmc", "mcmc", theirs, theirs_error),
+    ):
+        for L, lam, cost, error in zip(sizes, lams, costs, np.broadcast_to(errors, n), strict=True):
+            rows.append(
+                {
+                    "L": L,
+                    "s": -4.0,
+                    "lam": lam,
+                    "sampler": sampler,
+                    "kind": kind,
+                    "seconds_per_independent": cost,
+                    "seconds_per_independent_error": error,
+                    "cost_1e4": cost,
+                    "cost_1e6": cost,
+                    "reliable": True,
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -208,8 +231,9 @@ def test_crossover_verdict_from_costs_beyond_their_error(theirs, theirs_error, v
 
 def test_crossover_verdict_looks_at_every_point_of_a_lattice_size():
     # Two points at L = 8: the flow is decidedly cheaper at only one, so not from L = 8.
-    table = cost_table([1.0] * 4, [2.0, 2.0, 1.1, 2.0], sizes=(6, 8, 8, 12),
-                       lams=[5.0, 5.0, 6.0, 5.0])  # fmt: skip
+    table = cost_table(
+        [1.0] * 4, [2.0, 2.0, 1.1, 2.0], sizes=(6, 8, 8, 12), lams=[5.0, 5.0, 6.0, 5.0]
+    )
     row = study.crossovers(table).iloc[0]
     assert row["verdict"] == "crossover" and row["first_L"] == 12
     # Two points at the largest L, the flow dearer at one: no crossover.
@@ -230,8 +254,15 @@ def test_an_unreliable_cost_decides_nothing():
 
 
 def test_crossover_table_holds_decisions_and_no_timed_numbers():
-    assert study.CROSSOVER_COLUMNS == ["sampler", "baseline", "cost", "first_L", "largest_L",
-                                       "reliable", "verdict"]  # fmt: skip
+    assert study.CROSSOVER_COLUMNS == [
+        "sampler",
+        "baseline",
+        "cost",
+        "first_L",
+        "largest_L",
+        "reliable",
+        "verdict",
+    ]
 
 
 def test_crossover_needs_more_than_k_sigma():
@@ -308,17 +339,32 @@ def tunnelling_inputs():
             ("cnf", "flow", -0.03, 0.02, 2.0, 3e-3, 300),
             ("cluster", "mcmc", 0.9, 0.001, 0.6, 1e-6, 0),  # one vacuum: small τ, huge pull
         ):
-            observables.append(row(L, -4.0, 5.0, sampler, "magnetization", value, error, tau,
-                                   0.1 * tau) + [sampler != "cluster"])  # fmt: skip
+            observables.append(
+                row(L, -4.0, 5.0, sampler, "magnetization", value, error, tau, 0.1 * tau)
+                + [sampler != "cluster"]
+            )
             samplers.append([L, -4.0, 5.0, sampler, kind, seconds, 0.01 * seconds, 1.0, 1000])
-            crossings.append({"L": L, "s": -4.0, "lam": 5.0, "sampler": sampler, "n_chains": 4,
-                              "n_draws": 300, "crossings": k,
-                              "per_1000_updates": 1000 * k / 1200, "per_second": math.nan,
-                              "tunnel_updates": 1200 / (k or 3),
-                              "bound": "lower" if k == 0 else math.nan})  # fmt: skip
+            crossings.append(
+                {
+                    "L": L,
+                    "s": -4.0,
+                    "lam": 5.0,
+                    "sampler": sampler,
+                    "n_chains": 4,
+                    "n_draws": 300,
+                    "crossings": k,
+                    "per_1000_updates": 1000 * k / 1200,
+                    "per_second": math.nan,
+                    "tunnel_updates": 1200 / (k or 3),
+                    "bound": "lower" if k == 0 else math.nan,
+                }
+            )
     columns = "L,s,lam,sampler,kind,seconds_per_update,seconds_per_update_error,sample_seconds,"
-    return (pd.DataFrame(crossings), pd.DataFrame(observables, columns=[*COLUMNS, "reliable"]),
-            pd.DataFrame(samplers, columns=(columns + "n_samples").split(",")))  # fmt: skip
+    return (
+        pd.DataFrame(crossings),
+        pd.DataFrame(observables, columns=[*COLUMNS, "reliable"]),
+        pd.DataFrame(samplers, columns=(columns + "n_samples").split(",")),
+    )
 
 
 def test_tunnelling_table_bounds_a_stuck_sampler_which_is_never_cheapest(caplog):
@@ -342,8 +388,9 @@ def test_tunnelling_table_bounds_a_stuck_sampler_which_is_never_cheapest(caplog)
     assert not table.xs("cluster", level="sampler")["cheapest"].any()
     with caplog.at_level("WARNING"):
         messages = study.report_stuck(table.reset_index())
-    assert len(messages) == 2 and all("cluster" in m and "stuck in one vacuum?" in m
-                                      for m in messages)  # fmt: skip
+    assert len(messages) == 2 and all(
+        "cluster" in m and "stuck in one vacuum?" in m for m in messages
+    )
     assert "pull +900.0" in caplog.text
 
 

@@ -10,12 +10,14 @@ from fieldflow import tunnelling
 
 def test_counts_crossings_of_the_band_only():
     c = 1.0
-    chains = np.array([
-        [2.0, 2.0, -2.0, -2.0, 2.0, 2.0, -2.0, -2.0],  # three clean flips
-        [2.0, 0.5, -0.5, 0.5, 2.0, -0.9, 0.0, 1.5],  # dips into the band: none
-        [-2.0, -0.5, 0.5, 0.9, 1.01, 0.0, -1.01, -3.0],  # slow crossings, up and down: two
-        [0.0, 0.5, -0.5, 1.5, 0.5, -1.5, 0.0, 0.0],  # starts in the band: one, not two
-    ])  # fmt: skip
+    chains = np.array(
+        [
+            [2.0, 2.0, -2.0, -2.0, 2.0, 2.0, -2.0, -2.0],  # three clean flips
+            [2.0, 0.5, -0.5, 0.5, 2.0, -0.9, 0.0, 1.5],  # dips into the band: none
+            [-2.0, -0.5, 0.5, 0.9, 1.01, 0.0, -1.01, -3.0],  # slow crossings, up and down: two
+            [0.0, 0.5, -0.5, 1.5, 0.5, -1.5, 0.0, 0.0],  # starts in the band: one, not two
+        ]
+    )
     counts = tunnelling.count_crossings(chains, c)
     assert counts.tolist() == [3, 0, 2, 1]
     assert counts.dtype == np.int64
@@ -45,8 +47,17 @@ def test_rates_and_tunnelling_time():
     assert found.per_second == pytest.approx(4 / (8 * 0.01))
     assert found.tunnel_updates == pytest.approx(2.0)
     row = found.row()
-    assert list(row) == ["n_chains", "n_draws", "threshold", "crossings", "per_1000_updates",
-                         "per_second", "tunnel_updates", "bound", "thin"]  # fmt: skip
+    assert list(row) == [
+        "n_chains",
+        "n_draws",
+        "threshold",
+        "crossings",
+        "per_1000_updates",
+        "per_second",
+        "tunnel_updates",
+        "bound",
+        "thin",
+    ]
     assert math.isnan(tunnelling.tunnelling(m).per_second)  # untimed ensemble
 
 

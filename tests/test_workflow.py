@@ -10,6 +10,7 @@ import pytest
 import xarray as xr
 import yaml
 
+from fieldflow import plots
 from fieldflow.analysis import OBSERVABLES
 from fieldflow.study import TUNNELLING_COLUMNS
 
@@ -20,8 +21,16 @@ SAMPLER_COLUMNS = "L,s,lam,sampler,acceptance,ess,train_seconds,sample_seconds,n
 
 
 def snakemake(root, workdir, *args, timeout=600):
-    command = [sys.executable, "-m", "snakemake", "-s", str(root / "Snakefile"),
-               "--directory", str(workdir), *args]  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "-s",
+        str(root / "Snakefile"),
+        "--directory",
+        str(workdir),
+        *args,
+    ]
     return subprocess.run(command, capture_output=True, text=True, timeout=timeout)
 
 
@@ -71,7 +80,8 @@ def reversed_keys(value):
 def test_smoke_study_end_to_end(root, tmp_path):
     config = tmp_path / "smoke.yaml"
     shutil.copy(root / "config" / "smoke.yaml", config)
-    run = snakemake(root, tmp_path, "--cores", "2", "--configfile", str(config))
+    # Minutes on 2 idle cores; more than ten when other jobs share them.
+    run = snakemake(root, tmp_path, "--cores", "2", "--configfile", str(config), timeout=1800)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
 
     obs = pd.read_csv(tmp_path / "results" / "tables" / "observables.csv")
@@ -86,8 +96,13 @@ def test_smoke_study_end_to_end(root, tmp_path):
     assert list(samplers.columns[: len(SAMPLER_COLUMNS)]) == SAMPLER_COLUMNS
     assert len(samplers) == 15
     kinds = dict(zip(samplers.sampler, samplers.kind, strict=True))
-    assert kinds == {"realnvp": "flow", "nsf": "flow", "cnf": "flow", "hmc": "mcmc",
-                     "cluster": "mcmc"}  # fmt: skip
+    assert kinds == {
+        "realnvp": "flow",
+        "nsf": "flow",
+        "cnf": "flow",
+        "hmc": "mcmc",
+        "cluster": "mcmc",
+    }
     flows, mcmc = samplers[samplers.kind == "flow"], samplers[samplers.kind == "mcmc"]
     assert flows.ess.between(0, 1).all() and (flows.train_seconds > 0).all()
     assert mcmc.ess.isna().all() and mcmc.train_seconds.isna().all()
@@ -110,10 +125,7 @@ def test_smoke_study_end_to_end(root, tmp_path):
     parameters = pd.read_csv(tmp_path / "results" / "tables" / "parameters.csv")
     assert set(parameters.sampler) == {"realnvp", "nsf", "cnf"}
     assert (parameters.parameters > 0).all()
-    figures = ("training", "acceptance_ess", "tau_int", "observables", "configurations",
-               "families_vs_L", "ess_vs_seconds", "transfer", "scaling", "cost", "agreement",
-               "correlators", "tunnelling", "magnetization_histograms")  # fmt: skip
-    for name in figures:
+    for name in plots.FIGURES:  # every figure of the registry, transfer included
         for ext in ("png", "pdf"):
             assert (tmp_path / "results" / "figures" / f"{name}.{ext}").stat().st_size > 1000
 
@@ -178,22 +190,11 @@ def test_smoke_study_end_to_end(root, tmp_path):
     again = snakemake(root, tmp_path, "-n", "--configfile", str(config))
     assert "Nothing to be done" in again.stdout + again.stderr
 
-    # A deleted data product is rebuilt by a plain run, though the tables are up to date.
-    shutil.rmtree(tmp_path / "results" / "ensembles" / "cluster" / "L4_s1_lam0.zarr")
-    (tmp_path / "results" / "models" / "realnvp" / "L4_s1_lam0.pt").unlink()
-    again = snakemake(root, tmp_path, "-n", "--configfile", str(config))
-    out = again.stdout + again.stderr
-    assert "results/ensembles/cluster/L4_s1_lam0.zarr" in out, out[-3000:]
-    assert "results/models/realnvp/L4_s1_lam0.pt" in out, out[-3000:]
-    rebuilt = snakemake(root, tmp_path, "--cores", "2", "--configfile", str(config))
-    assert rebuilt.returncode == 0, rebuilt.stdout[-3000:] + rebuilt.stderr[-3000:]
-    assert (tmp_path / "results" / "ensembles" / "cluster" / "L4_s1_lam0.zarr").is_dir()
-    assert (tmp_path / "results" / "models" / "realnvp" / "L4_s1_lam0.pt").is_file()
-
     # The same settings with every key in another order change no job's params.
     reordered = tmp_path / "reordered.yaml"
-    reordered.write_text(yaml.safe_dump(reversed_keys(yaml.safe_load(config.read_text())),
-                                        sort_keys=False))  # fmt: skip
+    reordered.write_text(
+        yaml.safe_dump(reversed_keys(yaml.safe_load(config.read_text())), sort_keys=False)
+    )
     assert reordered.read_text() != config.read_text()
     again = snakemake(root, tmp_path, "-n", "--configfile", str(reordered))
     assert "Nothing to be done" in again.stdout + again.stderr, again.stdout[-3000:]
@@ -209,3 +210,19 @@ def test_smoke_study_end_to_end(root, tmp_path):
     assert reran == {("mcmc", "cluster")}, out[-3000:]  # cluster's ensembles, nothing else's
     assert sum(rule == "mcmc" for rule, _ in jobs) == 3, out[-3000:]  # one per point
     assert not {"train", "sample_flow"} & {rule for rule, _ in jobs}, out[-3000:]
+
+    # A deleted data product is rebuilt by a plain run, though the tables are up to date
+    # (the dry run shows it); its jobs then run, without the tables and figures after them.
+    ensemble = "results/ensembles/cluster/L4_s1_lam0.zarr"
+    model = "results/models/realnvp/L4_s1_lam0.pt"
+    shutil.rmtree(tmp_path / ensemble)
+    (tmp_path / model).unlink()
+    again = snakemake(root, tmp_path, "-n", "--configfile", str(config))
+    out = again.stdout + again.stderr
+    assert ensemble in out and model in out, out[-3000:]
+    # The targets before --configfile, which would take them for more config files.
+    rebuilt = snakemake(
+        root, tmp_path, ensemble, model, "--cores", "2", "--configfile", str(config)
+    )
+    assert rebuilt.returncode == 0, rebuilt.stdout[-3000:] + rebuilt.stderr[-3000:]
+    assert (tmp_path / ensemble).is_dir() and (tmp_path / model).is_file()

@@ -11,11 +11,14 @@ from __future__ import annotations
 import logging
 import math
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pyerrors as pe
+from numpy.typing import ArrayLike
 
 from fieldflow.lattice import second_moment_length
 
@@ -59,10 +62,29 @@ def _obs(chains: np.ndarray, ensemble: str) -> pe.Obs:
     return pe.Obs(list(chains), names)
 
 
-def _estimate(obs: pe.Obs, ensemble: str, S: float) -> Estimate:
+@contextmanager
+def _replica_means_outside_the_domain() -> Iterator[None]:
+    """Silence numpy's warning about a derived observable at one chain's own means.
+
+    pyerrors evaluates a derived observable, besides at the total means, at the means of
+    each replica (chain) alone. A short or stuck chain's means can lie outside the
+    function's domain (χ₂/F − 1 < 0 under ξ₂'s square root, a ratio below 1 under m_eff's
+    arccosh) where the total means do not: that replica's value is NaN, is used by no
+    estimate here, and numpy's "invalid value encountered in sqrt/arccosh" about it is
+    noise. Where the total means are outside the domain too, the observable is left out
+    (``correlation_length``) or undefined (m_eff(t), None) instead.
+    """
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        obs.gamma_method(S=S)
+        warnings.filterwarnings(
+            "ignore",
+            message="invalid value encountered in (sqrt|arccosh)",
+            category=RuntimeWarning,
+        )
+        yield
+
+
+def _estimate(obs: pe.Obs, ensemble: str, S: float) -> Estimate:
+    obs.gamma_method(S=S)
     if not np.isfinite(obs.value):
         return Estimate(math.nan, math.nan, math.nan, math.nan)
     tau = obs.e_tauint.get(ensemble, 0.5)
@@ -111,7 +133,8 @@ def observables(
     }
     ratio = o["m2"] / o["f_first"] - 1.0
     if ratio.value > 0:
-        derived["correlation_length"] = second_moment_length(ratio, L)
+        with _replica_means_outside_the_domain():
+            derived["correlation_length"] = second_moment_length(ratio, L)
     else:
         log.warning("chi2/F - 1 = %.3g <= 0: correlation length undefined", ratio.value)
     if "m" in o:
@@ -150,16 +173,18 @@ def _primary_obs(
 
 
 def _effective_masses(correlator: list[pe.Obs]) -> list[pe.Obs | None]:
-    """m_eff(t) = arccosh((C(t−1) + C(t+1)) / (2 C(t))), t = 1 … L/2 (None where undefined).
+    """m_eff(t) = arccosh((C(t−1) + C(t+1)) / (2 C(t))), t = 0 … L/2 (None where undefined).
 
-    Exact for a single state on a periodic lattice, C(t) ∝ cosh(m (t − L/2)).
+    Exact for a single state on a periodic lattice, C(t) ∝ cosh(m (t − L/2)). pyerrors'
+    ``Corr.m_eff("arccosh")``: undefined at t = 0, and where the ratio is below 1.
     """
     L = len(correlator)
-    masses: list[pe.Obs | None] = [None] * (L // 2 + 1)
-    for t in range(1, L // 2 + 1):
-        ratio = (correlator[t - 1] + correlator[(t + 1) % L]) / (2.0 * correlator[t])
-        masses[t] = np.arccosh(ratio) if ratio.value > 1.0 else None
-    return masses
+    with _replica_means_outside_the_domain():
+        try:
+            masses = pe.Corr(correlator).m_eff("arccosh")
+        except ValueError:  # undefined at every t
+            return [None] * (L // 2 + 1)
+    return [None if m is None else m[0] for m in masses.content[: L // 2 + 1]]
 
 
 def plateau_range(L: int) -> tuple[int, int]:
@@ -168,16 +193,20 @@ def plateau_range(L: int) -> tuple[int, int]:
 
 
 def _pole_mass(correlator: list[pe.Obs], L: int) -> pe.Obs | None:
-    """Pole mass: the mean of the effective masses over :func:`plateau_range`.
+    """Pole mass: the mean of the defined effective masses over :func:`plateau_range`.
 
-    Errors are propagated through the (correlated) average by the Γ-method.
+    pyerrors' ``Corr.plateau`` (method ``avg``) of ``Corr.m_eff("arccosh")``; errors are
+    propagated through the (correlated) average by the Γ-method.
     """
     t_min, t_max = plateau_range(L)
-    masses = [m for m in _effective_masses(correlator)[t_min : t_max + 1] if m is not None]
-    if not masses:
-        log.warning("no effective mass defined in t = %d..%d: pole mass undefined", t_min, t_max)
-        return None
-    return sum(masses[1:], masses[0]) / len(masses)
+    with _replica_means_outside_the_domain():
+        try:
+            return pe.Corr(correlator).m_eff("arccosh").plateau([t_min, t_max], method="avg")
+        except ValueError:  # no effective mass defined in the range, or at all
+            log.warning(
+                "no effective mass defined in t = %d..%d: pole mass undefined", t_min, t_max
+            )
+            return None
 
 
 def correlator_rows(
@@ -194,16 +223,45 @@ def correlator_rows(
     for t in range(len(o) // 2 + 1):
         c = _estimate(o[t], "ens", S)
         m = _estimate(masses[t], "ens", S) if masses[t] is not None else None
-        rows.append({
-            "t": t, "correlator": c.value, "correlator_error": c.error,
-            "m_eff": m.value if m else math.nan, "m_eff_error": m.error if m else math.nan,
-        })  # fmt: skip
+        rows.append(
+            {
+                "t": t,
+                "correlator": c.value,
+                "correlator_error": c.error,
+                "m_eff": m.value if m else math.nan,
+                "m_eff_error": m.error if m else math.nan,
+            }
+        )
     return rows
 
 
-def pull(value: float, error: float, reference: float, reference_error: float = 0.0) -> float:
-    """(value − reference) / sqrt(error² + reference_error²): the deviation in σ."""
-    return float((value - reference) / math.hypot(error, reference_error))
+def pull(
+    value: ArrayLike, error: ArrayLike, reference: ArrayLike, reference_error: ArrayLike = 0.0
+) -> float | np.ndarray:
+    r"""(value − reference) / sqrt(error² + reference_error²): the deviation in σ.
+
+    NaN where both errors are 0 (or NaN). Floats give a float, arrays or Series an array,
+    element by element. The root is ``math.hypot`` for floats and ``numpy.hypot`` for
+    arrays: the two differ in the last bit now and then, and each is the one its tables
+    (agreement, reweighting) were computed with.
+    """
+    if all(np.ndim(x) == 0 for x in (value, error, reference, reference_error)):
+        both = math.hypot(error, reference_error)
+        return float((value - reference) / both) if both > 0 else math.nan
+    both = np.hypot(error, reference_error)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(both > 0, (value - reference) / both, np.nan)
+
+
+def in_updates(estimate: Estimate, thin: int) -> Estimate:
+    """``estimate`` of a chain that stores every ``thin``-th update, its τ_int in updates.
+
+    τ_int per stored draw times ``thin`` (DESIGN.md: τ_int counts updates); an upper bound
+    on τ_int per update where τ ≲ thin. Value and error are those of the stored draws.
+    """
+    return Estimate(
+        estimate.value, estimate.error, thin * estimate.tau_int, thin * estimate.tau_int_error
+    )
 
 
 @dataclass(frozen=True)
@@ -247,5 +305,10 @@ def fit_power_law(
     dof = x.size - 2
     chi2_dof = float((weights * residual**2).sum() / dof) if dof > 0 else math.nan
     scale = math.sqrt(max(1.0, chi2_dof)) if dof > 0 else 1.0
-    return PowerLaw(float(z), float(math.sqrt(cov[1, 1]) * scale), float(math.exp(coef[0])),
-                    chi2_dof, int(x.size))  # fmt: skip
+    return PowerLaw(
+        float(z),
+        float(math.sqrt(cov[1, 1]) * scale),
+        float(math.exp(coef[0])),
+        chi2_dof,
+        int(x.size),
+    )

@@ -1,28 +1,50 @@
 """Study configuration: JSON-Schema validation with defaults, then physics checks.
 
 Every problem is reported as a :class:`ConfigError` that names the offending key, e.g.
-``points[2].L``, before any job runs.
+``points[2].L``, before any job runs. The schema's part is :mod:`fieldflow.schema`; what a
+study asks of the machine is :mod:`fieldflow.resources`, whose checks this module
+re-exports for the workflow. Whatever depends on the flow family (an even L, an ODE to
+regularise, its own hyperparameters) the family says (:class:`~fieldflow.flows.FlowFamily`).
 """
 
 from __future__ import annotations
 
-import copy
-import math
-import re
-from collections.abc import Iterator
+import zlib
 from pathlib import Path
 from typing import Any
 
-import jsonschema
 import yaml
 
+from fieldflow import integration
 from fieldflow.errors import FieldflowError
+from fieldflow.flows import FAMILIES
 from fieldflow.lattice import Point
+from fieldflow.resources import (
+    MEMORY_PER_CONFIGURATION,
+    check_resources,
+    ensemble_sizes,
+    physical_memory,
+    sampling_memory,
+)
+from fieldflow.schema import schema_problems
 
-#: Flow families whose coupling layers use checkerboard masks (need an even L).
-CHECKERBOARD_FAMILIES = frozenset({"realnvp", "nsf"})
-#: Flow families that integrate an ODE (the only ones with a kinetic energy to regularise).
-ODE_FAMILIES = frozenset({"cnf"})
+__all__ = [
+    "MEMORY_PER_CONFIGURATION",
+    "REMOVED_KEYS",
+    "ConfigError",
+    "canonical",
+    "check_resources",
+    "ensemble_sizes",
+    "flow_settings",
+    "init_sources",
+    "job_seed",
+    "load",
+    "physical_memory",
+    "point_from_entry",
+    "points",
+    "sampling_memory",
+    "validate",
+]
 
 
 #: Keys that configs once had, with what replaced them.
@@ -41,104 +63,6 @@ class ConfigError(FieldflowError, ValueError):
         if header == "invalid config:" and listed:
             return [line.strip() for line in listed]
         return super().problems()
-
-
-def _path(parts) -> str:
-    text = ""
-    for part in parts:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
-    return text or "<top level>"
-
-
-#: A number as YAML 1.2 writes it; YAML 1.1 (PyYAML) reads ``1e-3`` as a string.
-_NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
-
-
-def _strict(validator_class):
-    """``integer`` means an int: jsonschema would take 4.0 as an integer, and L = 4.0 breaks."""
-    checker = validator_class.TYPE_CHECKER.redefine(
-        "integer", lambda _, value: isinstance(value, int) and not isinstance(value, bool)
-    )
-    return jsonschema.validators.extend(validator_class, type_checker=checker)
-
-
-def _resolve(schema: dict, root: dict) -> dict:
-    """``schema`` with a local ``$ref`` (``#/$defs/...``) merged under its own keys."""
-    if "$ref" not in schema:
-        return schema
-    target = root
-    for part in schema["$ref"].removeprefix("#/").split("/"):
-        target = target[part]
-    target = _resolve(target, root)
-    own = {k: v for k, v in schema.items() if k != "$ref"}
-    properties = dict(target.get("properties", {}))
-    for key, spec in own.get("properties", {}).items():
-        properties[key] = {**properties.get(key, {}), **spec}
-    return {**target, **own, "properties": properties}
-
-
-def _takes_number(schema: dict) -> bool:
-    types = [schema.get("type")] + [option.get("type") for option in schema.get("anyOf", [])]
-    flat = {t for entry in types for t in (entry if isinstance(entry, list) else [entry]) if t}
-    return "number" in flat and "string" not in flat
-
-
-def _numbers_from_strings(instance: Any, schema: dict, root: dict) -> Any:
-    """Read numeric strings as numbers wherever the schema wants a number (and no string)."""
-    schema = _resolve(schema, root)
-    if isinstance(instance, dict):
-        properties = schema.get("properties", {})
-        return {key: _numbers_from_strings(value, properties[key], root)
-                if key in properties else value for key, value in instance.items()}  # fmt: skip
-    if isinstance(instance, list) and isinstance(schema.get("items"), dict):
-        return [_numbers_from_strings(item, schema["items"], root) for item in instance]
-    if isinstance(instance, str) and _takes_number(schema) and _NUMBER.fullmatch(instance):
-        return float(instance)
-    return instance
-
-
-def _non_finite(instance: Any, path: tuple = ()) -> Iterator[tuple]:
-    """Paths of every NaN or infinite number in a config."""
-    if isinstance(instance, float) and not math.isfinite(instance):
-        yield path
-    elif isinstance(instance, dict):
-        for key, value in instance.items():
-            yield from _non_finite(value, (*path, key))
-    elif isinstance(instance, list):
-        for i, value in enumerate(instance):
-            yield from _non_finite(value, (*path, i))
-
-
-def _with_defaults(validator_class):
-    validate_properties = validator_class.VALIDATORS["properties"]
-
-    def set_defaults(validator, properties, instance, schema):
-        if isinstance(instance, dict):
-            for name, sub in properties.items():
-                if "default" in sub and name not in instance:
-                    instance[name] = copy.deepcopy(sub["default"])
-        yield from validate_properties(validator, properties, instance, schema)
-
-    return jsonschema.validators.extend(validator_class, {"properties": set_defaults})
-
-
-def _messages(errors: Iterator[jsonschema.ValidationError]) -> list[str]:
-    messages = []
-    for error in sorted(errors, key=lambda e: list(e.absolute_path)):
-        where = _path(error.absolute_path)
-        if error.validator == "additionalProperties":
-            extra = sorted(set(error.instance) - set(error.schema.get("properties", {})))
-            for key in extra:
-                name = f"{where}.{key}" if error.absolute_path else key
-                messages.append(f"config key '{name}': unknown key (a typo?)")
-            continue
-        if error.validator == "required":
-            missing = error.message.split("'")[1]
-            name = f"{where}.{missing}" if error.absolute_path else missing
-            messages.append(f"config key '{name}': required but missing")
-            continue
-        messages.append(f"config key '{where}': {error.message}")
-    return messages
 
 
 def validate(config: dict[str, Any], schema: str | Path | dict) -> dict[str, Any]:
@@ -160,18 +84,12 @@ def validate(config: dict[str, Any], schema: str | Path | dict) -> dict[str, Any
     ]
     if removed:
         raise ConfigError("invalid config:\n  " + "\n  ".join(removed))
-    config.update(_numbers_from_strings(config, schema, schema))
-    validator = _with_defaults(_strict(jsonschema.Draft202012Validator))(schema)
-    errors = list(validator.iter_errors(config))
-    messages = _messages(iter(errors))
-    broken = {tuple(e.absolute_path)[:2] for e in errors}
-    for path in _non_finite(config):
-        messages.append(f"config key '{_path(path)}': must be a finite number, got "
-                        f"{_get(config, path)}")  # fmt: skip
-        broken.add(tuple(path)[:2])
+    messages, broken = schema_problems(config, schema)
     if config.get("flows") == [] and config.get("mcmc") == []:
-        messages.append("config key 'flows': no samplers: list flow families in 'flows' or "
-                        "Markov-chain baselines in 'mcmc'")  # fmt: skip
+        messages.append(
+            "config key 'flows': no samplers: list flow families in 'flows' or "
+            "Markov-chain baselines in 'mcmc'"
+        )
     if isinstance(config.get("points"), list) and ("points",) not in broken:
         skip = {p[1] for p in broken if len(p) == 2 and p[0] == "points"}
         messages += _physics_problems(config, skip, broken)
@@ -180,25 +98,22 @@ def validate(config: dict[str, Any], schema: str | Path | dict) -> dict[str, Any
     return config
 
 
-def _get(config: Any, path: tuple) -> Any:
-    for part in path:
-        config = config[part]
-    return config
-
-
 def _physics_problems(config: dict[str, Any], skip: set[int], broken: set) -> list[str]:
     """Problems the schema cannot see; entries listed in ``skip`` already failed it."""
     problems = []
     flows = config.get("flows") if ("flows",) not in broken else []
-    checkerboard = sorted(set(flows if isinstance(flows, list) else []) & CHECKERBOARD_FAMILIES)
+    listed = [name for name in flows if name in FAMILIES] if isinstance(flows, list) else []
+    checkerboard = sorted({name for name in listed if FAMILIES[name].requires_even_L})
     keys: dict[str, int] = {}
     names: dict[str, int] = {}
     for i, entry in enumerate(config["points"]):
         if i in skip:
             continue
         if entry.get("name") in names:
-            problems.append(f"config key 'points[{i}].name': {entry['name']!r} already names "
-                            f"points[{names[entry['name']]}]")  # fmt: skip
+            problems.append(
+                f"config key 'points[{i}].name': {entry['name']!r} already names "
+                f"points[{names[entry['name']]}]"
+            )
         elif entry.get("name"):
             names[entry["name"]] = i
         direct, hopping = {"s", "lam"} & entry.keys(), {"kappa", "lam_K"} & entry.keys()
@@ -231,8 +146,10 @@ def _physics_problems(config: dict[str, Any], skip: set[int], broken: set) -> li
             if (same.L, same.s, same.lam) == (point.L, point.s, point.lam):
                 problems.append(f"config key 'points[{i}]': same point as points[{j}]")
             else:
-                problems.append(f"config key 'points[{i}]': differs from points[{j}] only "
-                                f"beyond the 6 digits of the point key {point.key}")  # fmt: skip
+                problems.append(
+                    f"config key 'points[{i}]': differs from points[{j}] only "
+                    f"beyond the 6 digits of the point key {point.key}"
+                )
         keys[point.key] = i
     training = config.get("training")
     if isinstance(training, dict) and ("training",) not in broken:
@@ -243,21 +160,55 @@ def _physics_problems(config: dict[str, Any], skip: set[int], broken: set) -> li
             merged = {**training, **(section.get("training") or {})}
             if merged.get("steps") is None and merged.get("max_seconds") is None:
                 problems.append(f"config key '{family}.training': set steps, max_seconds or both")
-            if merged.get("kinetic_weight") and family not in ODE_FAMILIES:
+            if merged.get("kinetic_weight") and not FAMILIES[family].integrates_ode:
                 own = "kinetic_weight" in (section.get("training") or {})
                 key = f"{family}.training.kinetic_weight" if own else "training.kinetic_weight"
+                odes = sorted(name for name, f in FAMILIES.items() if f.integrates_ode)
                 problems.append(
                     f"config key '{key}': {family} integrates no ODE; set kinetic_weight in "
-                    f"the training of {sorted(ODE_FAMILIES)} only"
+                    f"the training of {odes} only"
                 )
         if training.get("steps") is None and training.get("max_seconds") is None:
             problems.append("config key 'training': set steps, max_seconds or both")
-    for family in sorted(CHECKERBOARD_FAMILIES):
-        section = config.get(family) if (family,) not in broken else None
-        kernel = section.get("kernel_size", 3) if isinstance(section, dict) else 3
-        if isinstance(kernel, int) and kernel % 2 == 0:
-            problems.append(f"config key '{family}.kernel_size': must be odd for 'same' padding")
+    if not any(path[:1] == ("free_energy",) for path in broken):
+        problems += _free_energy_problems(config)
+    for name in sorted(FAMILIES):
+        section = config.get(name) if (name,) not in broken else None
+        own = section if isinstance(section, dict) else {}
+        for key, problem in FAMILIES[name].section_problems(own):
+            problems.append(f"config key '{name}.{key}': {problem}")
     return problems
+
+
+def _free_energy_problems(config: dict[str, Any]) -> list[str]:
+    """The integration paths must name points of the study and stay on a bounded action."""
+    section = config.get("free_energy")
+    if not isinstance(section, dict):
+        return []
+    try:
+        study = points(config)
+    except (KeyError, TypeError, ValueError):
+        return []  # the points' own problems are reported already
+    sampler = config.get(section["sampler"])
+    known = set(sampler) if isinstance(sampler, dict) else set()
+    return integration.config_problems(study, section, known)
+
+
+def integration_paths(config: dict[str, Any]) -> dict[str, integration.IntegrationPath]:
+    """Point key → its thermodynamic-integration path (config ``free_energy``); {} without."""
+    section = config.get("free_energy")
+    if not section:
+        return {}
+    return {
+        p.key: integration.path_to(p, section)
+        for p in integration.selected(points(config), section)
+    }
+
+
+def integration_settings(config: dict[str, Any]) -> dict[str, Any]:
+    """Settings of the node ensembles: the sampler's section, then ``free_energy.settings``."""
+    section = config["free_energy"]
+    return {**config[section["sampler"]], **section.get("settings", {})}
 
 
 def _init_problems(i: int, entry: dict, point: Point, entries: list[dict]) -> list[str]:
@@ -277,113 +228,6 @@ def _init_problems(i: int, entry: dict, point: Point, entries: list[dict]) -> li
                 ]
             return []
     return [f"config key 'points[{i}].init_from': no point named {entry['init_from']!r}"]
-
-
-#: Memory per configuration a sampling job holds, in units of the float32 field
-#: (4 L² bytes): the configuration as drawn, its copy in the store's write buffer, and
-#: the codecs' working copy.
-MEMORY_PER_CONFIGURATION = 3
-#: The keys of Markov-chain settings that count kept draws per chain.
-_DRAW_KEYS = ("n_trajectories", "n_updates")
-
-
-def ensemble_sizes(config: dict[str, Any]) -> list[tuple[str, Point, int, int]]:
-    """(sampler, point, configurations drawn, configurations kept) of every ensemble.
-
-    Flows draw ``n_chains · (n_samples + burn_in)`` proposals and keep ``n_chains ·
-    n_samples``; a Markov chain keeps ``n_chains`` times its draws per chain (its burn-in
-    is not stored). ``config`` must be validated, so that defaults are filled in.
-    """
-    sampling = config["sampling"]
-    flow_draws = sampling["n_chains"] * (sampling["n_samples"] + sampling["burn_in"])
-    sizes = []
-    for point in points(config):
-        for flow in config["flows"]:
-            sizes.append((flow, point, flow_draws, sampling["n_chains"] * sampling["n_samples"]))
-        for name in config["mcmc"]:
-            section = config.get(name, {})
-            draws = next((section[key] for key in _DRAW_KEYS if key in section), 0)
-            sizes.append((name, point, section.get("n_chains", 0) * draws,
-                          section.get("n_chains", 0) * draws))  # fmt: skip
-    return sizes
-
-
-def sampling_memory(config: dict[str, Any], sampler: str, point: Point) -> tuple[int, float]:
-    """(configurations held, bytes) of one sampling job, which streams its ensemble.
-
-    Per chain the job holds its current state and one chunk of the store
-    (:func:`fieldflow.io.chunk_draws`), and a flow also one batch of proposals, each
-    :data:`MEMORY_PER_CONFIGURATION` float32 fields; the draw count itself does not
-    matter. Add the per-configuration scalars and correlator (L + 8 float64) of the
-    observables job that reads the ensemble back, which keeps those of every draw.
-    """
-    from fieldflow.io import chunk_draws
-
-    if sampler in config["flows"]:
-        section = config["sampling"]
-        chains, per_chain = section["n_chains"], section["n_samples"]
-        batch = section["batch_size"]
-    else:
-        section = config.get(sampler, {})
-        chains = section.get("n_chains", 0)
-        per_chain, batch = next((section[k] for k in _DRAW_KEYS if k in section), 0), 0
-    held = chains * (chunk_draws(max(per_chain, 1), point.L**2) + 1) + batch
-    fields = MEMORY_PER_CONFIGURATION * 4.0 * point.L**2 * held
-    primaries = 8.0 * (point.L + 8) * chains * per_chain
-    return held, fields + primaries
-
-
-def physical_memory() -> float:
-    """This machine's physical memory in bytes."""
-    import os
-
-    return float(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
-
-
-def check_resources(config: dict[str, Any], results: str | Path = "results") -> None:
-    """Refuse a study whose ensembles do not fit this machine, with the estimate.
-
-    Memory: the largest job, estimated by :func:`sampling_memory`, against
-    ``memory_limit_gb`` or this machine's physical memory. Disk: the ensembles not yet
-    under ``results`` store 4 L² bytes per kept configuration (random floats barely
-    compress), against the free space there.
-
-    Raises:
-        ConfigError: naming the point and sampler of the largest job, or the disk need.
-    """
-    import shutil
-
-    sizes = ensemble_sizes(config)
-    if not sizes:
-        return
-    index = {point.key: i for i, point in enumerate(points(config))}
-    limit = config.get("memory_limit_gb")
-    limit_bytes = limit * 1e9 if limit is not None else physical_memory()
-    memory = {(name, p): sampling_memory(config, name, p) for name, p, _, _ in sizes}
-    (sampler, point), (held, need) = max(memory.items(), key=lambda item: item[1][1])
-    if need > limit_bytes:
-        where = "memory_limit_gb" if limit is not None else "this machine's memory"
-        raise ConfigError(
-            f"config key 'points[{index[point.key]}].L': {sampler} at L={point.L} would hold "
-            f"about {need / 1e9:.1f} GB ({held:,} configurations of {point.L}x{point.L} "
-            "and the scalars of every draw), "
-            f"more than {where} ({limit_bytes / 1e9:.1f} GB); lower its n_chains or batch_size"
-            + ("" if limit is not None else ", or set memory_limit_gb for larger nodes")
-        )
-    results = Path(results)
-    missing = [
-        (name, p, kept) for name, p, _, kept in sizes
-        if not (results / "ensembles" / name / f"{p.key}.zarr").exists()
-    ]  # fmt: skip
-    disk = sum(4.0 * p.L**2 * kept for _, p, kept in missing)
-    existing = next(parent for parent in (results, *results.absolute().parents) if parent.exists())
-    free = shutil.disk_usage(existing).free
-    if disk > free:
-        raise ConfigError(
-            f"config key 'points': the {len(missing)} ensembles still to write need about "
-            f"{disk / 1e9:.1f} GB on disk, but {existing.absolute()} has {free / 1e9:.1f} GB "
-            "free; lower the sample counts or free space"
-        )
 
 
 def point_from_entry(entry: dict[str, Any]) -> Point:
@@ -424,9 +268,11 @@ def canonical(value: Any) -> Any:
 
 
 def job_seed(config: dict[str, Any], *parts: str) -> int:
-    """A stable seed per job, derived from the master seed and the job's names."""
-    import zlib
+    """A stable seed per job, derived from the master seed and the job's names.
 
+    Mixed by hand, not by ``numpy.random.SeedSequence``: that would give every job another
+    seed, and so change every number of every study.
+    """
     return (config["seed"] * 1_000_003 + zlib.crc32("/".join(parts).encode())) % 2**31
 
 

@@ -68,9 +68,14 @@ class Guard:
     """
 
     def __init__(
-        self, flow: Flow, point: Point, limit: float, max_refinements: int, ess_samples: int,
+        self,
+        flow: Flow,
+        point: Point,
+        limit: float,
+        max_refinements: int,
+        ess_samples: int,
         generator: torch.Generator,
-    ) -> None:  # fmt: skip
+    ) -> None:
         self.flow, self.point, self.generator = flow, point, generator
         self.limit, self.max_refinements, self.ess_samples = limit, max_refinements, ess_samples
         self.odes = ode_layers(flow)
@@ -104,8 +109,12 @@ class Guard:
             for ode in self.odes:
                 ode.refine()
             self.refinements += 1
-            log.warning("step %d: log q off by %.3g against a twice finer integration; "
-                        "refined to %s", step, self.error, self.integration())  # fmt: skip
+            log.warning(
+                "step %d: log q off by %.3g against a twice finer integration; refined to %s",
+                step,
+                self.error,
+                self.integration(),
+            )
             self.error = self.flow.discretisation_error(64, generator)
         if not self.error <= self.limit:
             return None

@@ -13,17 +13,20 @@ Memory: arrays are chunked per chain along ``draw`` (and ``proposal``), a chunk 
 most :data:`MAX_CHUNK_DRAWS` draws and :data:`MAX_CHUNK_VALUES` values, so that
 :class:`EnsembleWriter` (which writes a store chunk by chunk as a sampler produces it) and
 :func:`iter_chunks` (which reads one back chunk by chunk) hold one chunk, not the ensemble.
+
+This module writes; reading back is :mod:`fieldflow.reader` (re-exported here, as are the
+helpers for partial files of :mod:`fieldflow.files`), so ``fieldflow.io`` is the one place
+to import storage from.
 """
 
 from __future__ import annotations
 
 import glob
-import json
 import logging
 import shutil
 import uuid
 import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
@@ -32,7 +35,39 @@ import numpy as np
 import xarray as xr
 from numpy.typing import DTypeLike
 
-from fieldflow.errors import FieldflowError
+from fieldflow.column import ChunkedColumn as _Column
+from fieldflow.files import discard, remove_stale_partials, versions
+from fieldflow.lattice import PRIMARIES_VERSION
+from fieldflow.reader import (
+    EnsembleError,
+    check_chunks,
+    check_primaries_version,
+    iter_chunks,
+    load_array,
+    load_phi,
+    read_ensemble,
+)
+
+__all__ = [
+    "MAX_CHUNK_DRAWS",
+    "MAX_CHUNK_VALUES",
+    "REQUIRED_ATTRS",
+    "EnsembleError",
+    "EnsembleWriter",
+    "check_chunks",
+    "check_primaries_version",
+    "chunk_compressors",
+    "chunk_draws",
+    "discard",
+    "ensemble_dataset",
+    "iter_chunks",
+    "load_array",
+    "load_phi",
+    "read_ensemble",
+    "remove_stale_partials",
+    "versions",
+    "write_ensemble",
+]
 
 log = logging.getLogger(__name__)
 
@@ -41,29 +76,6 @@ REQUIRED_ATTRS = ("L", "s", "lam", "sampler", "seed", "versions")
 MAX_CHUNK_DRAWS = 4096
 #: Most values in one chunk: 1 MiB of float32 φ, 256 draws at L = 32.
 MAX_CHUNK_VALUES = 2**18
-
-
-class EnsembleError(FieldflowError, RuntimeError):
-    """An ensemble store that is missing, incomplete or corrupt."""
-
-
-def versions() -> str:
-    """Versions of the packages that produced a result, as JSON."""
-    import pyerrors
-    import torch
-    import zarr
-
-    import fieldflow
-
-    found = {
-        "fieldflow": fieldflow.__version__,
-        "numpy": np.__version__,
-        "torch": torch.__version__,
-        "xarray": xr.__version__,
-        "zarr": zarr.__version__,
-        "pyerrors": pyerrors.__version__,
-    }
-    return json.dumps(found, sort_keys=True)
 
 
 def ensemble_dataset(
@@ -139,9 +151,15 @@ def _partial_name(path: Path) -> Path:
 
 
 def _create(tmp: Path, dataset: xr.Dataset, n_draws: int) -> None:
-    """Write ``dataset`` to ``tmp``, flagged incomplete, every chunk written."""
+    """Write ``dataset`` to ``tmp``, flagged incomplete, every chunk written.
+
+    Unless its attrs say otherwise, the store records the version of the primaries this
+    fieldflow computes (``primaries_version``, :data:`fieldflow.lattice.PRIMARIES_VERSION`),
+    which :func:`read_ensemble` checks where primaries are stored.
+    """
     dataset = dataset.copy()
     dataset.attrs.update(complete=False, all_chunks=True)
+    dataset.attrs.setdefault("primaries_version", PRIMARIES_VERSION)
     dataset.to_zarr(
         tmp,
         mode="w",
@@ -301,190 +319,3 @@ class EnsembleWriter:
             column.check_full(self._tmp)
         attrs = {k: v.item() if isinstance(v, np.generic) else v for k, v in self.attrs.items()}
         _finish(self._tmp, self.path, attrs)
-
-
-class _Column:
-    """One array of a store being written along its axis 1, per chain, a chunk at a time."""
-
-    def __init__(self, name: str, array: Any) -> None:
-        self.name = name
-        self.array = array
-        self.n_chains, self.length = array.shape[:2]
-        self.step = array.chunks[1]
-        self.written = [0] * self.n_chains
-        self.pending: list[list[np.ndarray]] = [[] for _ in range(self.n_chains)]
-        self.count = [0] * self.n_chains
-
-    def add(self, chain: int, values: np.ndarray) -> None:
-        """Buffer ``values`` (k, ...) as the next of ``chain``; write the chunks now full."""
-        values = np.asarray(values, dtype=self.array.dtype)
-        if values.shape[1:] != self.array.shape[2:]:
-            expected = ("k", *self.array.shape[2:])
-            raise ValueError(f"{self.name} gets values of shape {values.shape}, not {expected}")
-        if self.written[chain] + self.count[chain] + len(values) > self.length:
-            raise ValueError(f"{self.name} of chain {chain} would exceed its {self.length}")
-        self.pending[chain].append(values)
-        self.count[chain] += len(values)
-        while self.written[chain] < self.length:
-            start = self.written[chain]
-            stop = min(start + self.step, self.length)
-            if start + self.count[chain] < stop:
-                break  # the chunk is not full yet
-            block = np.concatenate(self.pending[chain])
-            self.array[chain, start:stop] = block[: stop - start]
-            rest = block[stop - start :]
-            self.pending[chain] = [rest] if len(rest) else []
-            self.count[chain] = len(rest)
-            self.written[chain] = stop
-
-    def check_full(self, store: Path) -> None:
-        """Raise :class:`ValueError` unless every chain has all its values."""
-        for chain, (written, count) in enumerate(zip(self.written, self.count, strict=True)):
-            if written + count < self.length:
-                have = written + count
-                raise ValueError(f"{store}: {self.name} of chain {chain} has {have} of its "
-                                 f"{self.length} values; the store stays incomplete")  # fmt: skip
-
-
-def read_ensemble(path: str | Path) -> xr.Dataset:
-    """Open an ensemble lazily; raise :class:`EnsembleError` naming the file if unusable.
-
-    Beyond its metadata, every array must have all the chunks of its chunk grid on disk
-    (:func:`check_chunks`). Values are read lazily: read them through :func:`load_array`,
-    which reports a chunk that fails its checksum by store and array.
-    """
-    path = Path(path)
-    if not path.exists():
-        raise EnsembleError(f"ensemble {path} does not exist")
-    try:
-        dataset = xr.open_zarr(path, chunks=None)
-    except Exception as err:
-        raise EnsembleError(
-            f"ensemble {path} is corrupt or not a Zarr store: {_one_line(err)}"
-        ) from err
-    if not dataset.attrs.get("complete", False):
-        raise EnsembleError(f"ensemble {path} is incomplete (its writer did not finish)")
-    if "phi" not in dataset or dataset["phi"].dims != ("chain", "draw", "x", "y"):
-        raise EnsembleError(f"ensemble {path} has no phi(chain, draw, x, y) array")
-    check_chunks(path, every_array=bool(dataset.attrs.get("all_chunks", False)))
-    return dataset
-
-
-def check_chunks(path: Path, every_array: bool) -> None:
-    """Raise :class:`EnsembleError` if an array has fewer chunks on disk than its grid.
-
-    zarr reads a missing chunk as fill values (NaN, 0, False), so a lost chunk file would
-    otherwise pass for data. Stores written with ``attrs["all_chunks"]`` (every chunk
-    written, as :func:`write_ensemble` does) are checked array by array. Older stores
-    skipped chunks equal to the fill value, which a chunk of ``accepted`` may legitimately
-    be (all False), so there only ``phi`` is checked: a chunk of sampled fields never
-    equals the fill value throughout.
-    """
-    import zarr
-
-    try:
-        group = zarr.open_group(path, mode="r")
-        counts = {name: (a.nchunks, a.nchunks_initialized) for name, a in group.arrays()}
-    except Exception as err:
-        raise EnsembleError(f"ensemble {path} is corrupt: {_one_line(err)}") from err
-    for name, (total, stored) in sorted(counts.items()):
-        if (every_array or name == "phi") and stored < total:
-            raise EnsembleError(
-                f"ensemble {path}: array {name!r} lacks {total - stored} of its {total} "
-                "chunks (lost or deleted); rerun the job that wrote it"
-            )
-
-
-def load_array(source: str | Path | xr.Dataset, name: str) -> np.ndarray:
-    """Values of one array of an ensemble, from its path or from :func:`read_ensemble`.
-
-    A chunk that fails its CRC32C or cannot be decoded is an :class:`EnsembleError`
-    naming the store and the array, not an exception from deep inside zarr.
-    """
-    if isinstance(source, xr.Dataset):
-        dataset, store = source, source.encoding.get("source", "(unnamed store)")
-    else:
-        dataset, store = read_ensemble(source), source
-    if name not in dataset:
-        raise EnsembleError(f"ensemble {store} has no array {name!r}")
-    try:
-        return dataset[name].values
-    except Exception as err:
-        raise EnsembleError(
-            f"ensemble {store}: cannot read array {name!r}, a chunk of it is corrupt: "
-            f"{_one_line(err)}"
-        ) from err
-
-
-def iter_chunks(dataset: xr.Dataset, name: str = "phi") -> Iterator[tuple[int, slice, np.ndarray]]:
-    """Values of one array of :func:`read_ensemble`, one chunk along its axis 1 at a time.
-
-    Yields (chain, draws, values) with ``values`` the array at ``[chain, draws]``, shape
-    (len(draws), ...), so that a reader holds one chunk, not the array. A corrupt chunk
-    is an :class:`EnsembleError` naming the store and the array, as in :func:`load_array`.
-    """
-    store = dataset.encoding.get("source", "(unnamed store)")
-    if name not in dataset:
-        raise EnsembleError(f"ensemble {store} has no array {name!r}")
-    variable = dataset[name]
-    n_chains, length = variable.shape[:2]
-    chunks = variable.encoding.get("chunks") or (1, MAX_CHUNK_DRAWS)
-    step = max(1, int(chunks[1]))
-    for chain in range(n_chains):
-        for start in range(0, length, step):
-            draws = slice(start, min(start + step, length))
-            try:
-                values = variable[chain, draws].values
-            except Exception as err:
-                raise EnsembleError(
-                    f"ensemble {store}: cannot read array {name!r}, a chunk of it is corrupt: "
-                    f"{_one_line(err)}"
-                ) from err
-            yield chain, draws, values
-
-
-def load_phi(path: str | Path) -> np.ndarray:
-    """φ of an ensemble as a (chain, draw, L, L) array, with corruption reported by file."""
-    return load_array(path, "phi")
-
-
-def remove_stale_partials(directory: Path, pattern: str) -> list[Path]:
-    """Remove the entries of ``directory`` matching ``pattern`` older than this process.
-
-    Atomic writers leave a partial file or store behind only when killed. Snakemake never
-    runs two jobs for one output at once, so a partial last modified before this process
-    started belongs to a dead writer; a newer one may be a live writer's and is kept.
-    """
-    import psutil
-
-    started = psutil.Process().create_time()
-    removed = []
-    for entry in sorted(directory.glob(pattern)):
-        try:
-            if entry.lstat().st_mtime >= started:
-                continue
-            if entry.is_dir() and not entry.is_symlink():
-                shutil.rmtree(entry)
-            else:
-                entry.unlink()
-        except FileNotFoundError:  # removed meanwhile by someone else
-            continue
-        log.info("removed %s, left behind by a writer that was killed", entry)
-        removed.append(entry)
-    return removed
-
-
-def discard(path: str | Path, empty_parents: int = 0) -> None:
-    """Delete the file ``path`` if present, then up to ``empty_parents`` empty parents."""
-    path = Path(path)
-    path.unlink(missing_ok=True)
-    for parent in list(path.parents)[:empty_parents]:
-        try:
-            parent.rmdir()
-        except OSError:  # not empty (another job's files), or not removable at all
-            break
-
-
-def _one_line(error: BaseException) -> str:
-    """The message of ``error`` with its whitespace, newlines included, collapsed."""
-    return " ".join(str(error).split())

@@ -18,8 +18,13 @@ import numpy as np
 import torch
 from torch import Tensor
 
-#: The per-configuration quantities from which every observable of DESIGN.md §1 is built.
-PRIMARY_FIELDS = ("phi2", "m", "abs_m", "m2", "m4", "ising_energy", "f_first")
+#: Version of the per-configuration primaries a flow ensemble stores beside its raw proposals
+#: (:func:`primary_observables` and :func:`timeslice_correlator`, through
+#: :func:`fieldflow.primaries.ensemble_primaries`), read back for reweighting. Bump it whenever
+#: their definitions or names change: stores of an older version are refused
+#: (:func:`fieldflow.reader.read_ensemble`). 1: phi2, m, abs_m, m2, m4, ising_energy,
+#: f_first and the time-slice correlator; stores written before it record none (version 0).
+PRIMARIES_VERSION = 1
 
 
 @dataclass(frozen=True)

@@ -74,8 +74,9 @@ def chain_problems(
             # The Γ error sees only the few chains that crossed; the rest add their vacuum.
             problems.append(f"M never changed sign within {stuck} of the {len(signs)} chains")
         elif abs(sign.value) > MAX_SIGN_PULL * sign.error:
-            problems.append(f"<sign M> = {sign.value:.3g} ± {sign.error:.2g}, not 0: stuck in "
-                            "one vacuum")  # fmt: skip
+            problems.append(
+                f"<sign M> = {sign.value:.3g} ± {sign.error:.2g}, not 0: stuck in one vacuum"
+            )
     return problems
 
 
@@ -87,6 +88,8 @@ def judge(estimate: Estimate, n_samples: int, problems: list[str]) -> Quality:
     elif not math.isfinite(estimate.tau_int):
         reasons.append("no τ_int")
     elif n_samples < MIN_RUN_PER_TAU * estimate.tau_int:
-        reasons.append(f"run of {n_samples} < {MIN_RUN_PER_TAU} τ_int = "
-                       f"{MIN_RUN_PER_TAU * estimate.tau_int:.0f}")  # fmt: skip
+        reasons.append(
+            f"run of {n_samples} < {MIN_RUN_PER_TAU} τ_int = "
+            f"{MIN_RUN_PER_TAU * estimate.tau_int:.0f}"
+        )
     return Quality(not reasons, "; ".join(reasons))

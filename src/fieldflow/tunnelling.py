@@ -104,11 +104,16 @@ class Tunnelling:
     def row(self) -> dict[str, float | int | str]:
         """The columns of a tunnelling table after the point and sampler."""
         return {
-            "n_chains": self.n_chains, "n_draws": self.n_draws, "threshold": self.threshold,
-            "crossings": self.crossings, "per_1000_updates": self.per_1000_updates,
-            "per_second": self.per_second, "tunnel_updates": self.tunnel_updates,
-            "bound": self.bound, "thin": self.thin,
-        }  # fmt: skip
+            "n_chains": self.n_chains,
+            "n_draws": self.n_draws,
+            "threshold": self.threshold,
+            "crossings": self.crossings,
+            "per_1000_updates": self.per_1000_updates,
+            "per_second": self.per_second,
+            "tunnel_updates": self.tunnel_updates,
+            "bound": self.bound,
+            "thin": self.thin,
+        }
 
 
 def tunnelling(
@@ -125,8 +130,14 @@ def tunnelling(
     m = np.asarray(m, dtype=np.float64)
     threshold = band * float(np.abs(m).mean())
     counts = count_crossings(m, threshold)
-    return Tunnelling(int(m.shape[0]), int(m.shape[1]), threshold, tuple(map(int, counts)),
-                      float(seconds_per_update), int(thin))  # fmt: skip
+    return Tunnelling(
+        int(m.shape[0]),
+        int(m.shape[1]),
+        threshold,
+        tuple(map(int, counts)),
+        float(seconds_per_update),
+        int(thin),
+    )
 
 
 def histogram(

@@ -12,8 +12,13 @@ rule observables:
         histogram="results/observables/{sampler}/{point}.histogram.csv",
     log:
         "logs/observables/{sampler}/{point}.log",
+    benchmark:
+        "results/benchmarks/observables/{sampler}/{point}.tsv"
     params:
         S=config["analysis"]["S"],
+    # One thread, not config `threads`: Snakemake passes it on as OMP_NUM_THREADS, and the
+    # Gamma-method sums then keep the order that makes every table bit-identical.
+    threads: 1
     conda:
         "../../envs/fieldflow.yaml"
     script:
@@ -22,7 +27,7 @@ rule observables:
 
 rule tables:
     input:
-        observables=expand("results/observables/{sampler}/{point}.csv", sampler=SAMPLERS, point=POINTS),
+        observables=per_ensemble(""),
         ensembles=ensembles(),
         models=expand("results/models/{flow}/{point}.pt", flow=FLOWS, point=POINTS),
     output:
@@ -41,10 +46,10 @@ rule study:
     input:
         observables="results/tables/observables.csv",
         samplers="results/tables/samplers.csv",
-        reweighted=expand("results/observables/{sampler}/{point}.reweighted.csv", sampler=SAMPLERS, point=POINTS),
-        correlators=expand("results/observables/{sampler}/{point}.correlator.csv", sampler=SAMPLERS, point=POINTS),
-        tunnelling=expand("results/observables/{sampler}/{point}.tunnelling.csv", sampler=SAMPLERS, point=POINTS),
-        histograms=expand("results/observables/{sampler}/{point}.histogram.csv", sampler=SAMPLERS, point=POINTS),
+        reweighted=per_ensemble(".reweighted"),
+        correlators=per_ensemble(".correlator"),
+        tunnelling=per_ensemble(".tunnelling"),
+        histograms=per_ensemble(".histogram"),
     output:
         **STUDY_TABLES,
     log:
@@ -57,14 +62,17 @@ rule study:
 
 rule transfer:
     input:
-        runs=[path for run in transfer_runs() for path in
-              (run["transferred"], run["scratch"], run["source_model"])],
+        runs=[
+            path
+            for run in transfer_runs()
+            for path in (run["transferred"], run["scratch"], run["source_model"])
+        ],
     output:
         table="results/tables/transfer.csv",
-    params:
-        runs=transfer_runs(),
     log:
         "logs/transfer.log",
+    params:
+        runs=transfer_runs(),
     conda:
         "../../envs/fieldflow.yaml"
     script:
@@ -73,18 +81,19 @@ rule transfer:
 
 rule figures:
     input:
+        **STUDY_TABLES,
+        free_energy="results/tables/free_energy.csv",
         transfer=["results/tables/transfer.csv"] if TRANSFERRED else [],
         observables="results/tables/observables.csv",
         samplers="results/tables/samplers.csv",
         histories=expand("results/training/{flow}/{point}.csv", flow=FLOWS, point=POINTS),
         ensembles=ensembles(),
-        **STUDY_TABLES,
     output:
         figure_outputs(),
-    params:
-        transfer_runs=transfer_runs(),
     log:
         "logs/figures.log",
+    params:
+        transfer_runs=transfer_runs(),
     conda:
         "../../envs/fieldflow.yaml"
     script:

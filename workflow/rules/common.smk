@@ -1,32 +1,25 @@
 # Paths and parameters shared by the rules.
 
-FIGURE_NAMES = [
-    "training",
-    "acceptance_ess",
-    "tau_int",
-    "observables",
-    "configurations",
-    "families_vs_L",
-    "ess_vs_seconds",
-    "scaling",
-    "cost",
-    "agreement",
-    "correlators",
-    "tunnelling",
-    "magnetization_histograms",
-]
+import fieldflow.plots
+
 STUDY_TABLES = {
     name: f"results/tables/{name}.csv"
     for name in (
-        "reweighting", "correlators", "agreement", "scaling", "exponents", "crossover",
-        "tunnelling", "magnetization_histograms",
+        "reweighting",
+        "correlators",
+        "agreement",
+        "scaling",
+        "exponents",
+        "crossover",
+        "tunnelling",
+        "magnetization_histograms",
     )
 }
 
 # With transfer_baseline, every point with init_from is also trained from scratch.
 TRANSFERRED = list(INIT_FROM) if config["transfer_baseline"] else []
-if TRANSFERRED:
-    FIGURE_NAMES.append("transfer")
+# The figures of fieldflow.plots.FIGURES, the transfer figure only with a transfer table.
+FIGURE_NAMES = fieldflow.plots.figure_names(["transfer"] if TRANSFERRED else [])
 FIGURES = expand("results/figures/{name}.{ext}", name=FIGURE_NAMES, ext=["png", "pdf"])
 
 
@@ -76,3 +69,27 @@ def transfer_runs(wildcards=None):
         for point in TRANSFERRED
     ]
 
+
+def per_ensemble(kind):
+    """One of rule observables' tables for every sampler and point, e.g. kind ".correlator"."""
+    return expand(
+        f"results/observables/{{sampler}}/{{point}}{kind}.csv", sampler=SAMPLERS, point=POINTS
+    )
+
+
+# Thermodynamic integration of log Z (config free_energy): point key -> its path.
+INTEGRATION_PATHS = fieldflow.config.integration_paths(config)
+
+
+def integration_node(wildcards):
+    """The point of one node of an integration path, as rule mcmc's params point."""
+    node = INTEGRATION_PATHS[wildcards.point].node(wildcards.node)
+    return {"L": POINTS[wildcards.point].L, "s": node.s, "lam": node.lam}
+
+
+def integration_ensembles():
+    """Point key -> node name -> ensemble of every integration path."""
+    return {
+        key: {node.name: f"results/integration/{key}/{node.name}.zarr" for node in path.nodes()}
+        for key, path in INTEGRATION_PATHS.items()
+    }

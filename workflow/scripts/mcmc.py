@@ -1,15 +1,7 @@
-"""Snakemake script: one Markov-chain baseline at one point (rule mcmc)."""
+"""Snakemake script: one Markov-chain ensemble at one point (rules mcmc and integration)."""
 
-import torch
+from fieldflow.stages import mcmc_stage, script_setup
 
-from fieldflow.stages import log_to, mcmc_stage
-
-log_to(snakemake.log[0])
-torch.set_num_threads(snakemake.threads)
-mcmc_stage(
-    sampler=snakemake.wildcards.mcmc,
-    point=snakemake.params.point,
-    settings=dict(snakemake.params.settings),
-    seed=snakemake.params.seed,
-    ensemble_path=snakemake.output.ensemble,
-)
+script_setup(snakemake)
+params = snakemake.params
+mcmc_stage(params.sampler, params.point, dict(params.settings), params.seed, snakemake.output[0])

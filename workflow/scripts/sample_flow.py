@@ -1,11 +1,8 @@
 """Snakemake script: flow proposals + independence Metropolis-Hastings (rule sample_flow)."""
 
-import torch
+from fieldflow.stages import sample_flow_stage, script_setup
 
-from fieldflow.stages import log_to, sample_flow_stage
-
-log_to(snakemake.log[0])
-torch.set_num_threads(snakemake.threads)
+script_setup(snakemake)
 sample_flow_stage(
     model_path=snakemake.input.model,
     point=snakemake.params.point,

@@ -1,11 +1,8 @@
 """Snakemake script: train one flow at one point (rule train)."""
 
-import torch
+from fieldflow.stages import script_setup, train_stage
 
-from fieldflow.stages import log_to, train_stage
-
-log_to(snakemake.log[0])
-torch.set_num_threads(snakemake.threads)
+script_setup(snakemake)
 train_stage(
     point=snakemake.params.point,
     family=snakemake.wildcards.flow,

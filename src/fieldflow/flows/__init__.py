@@ -5,7 +5,8 @@ from __future__ import annotations
 import glob
 import hashlib
 import logging
-from collections.abc import Callable, Iterator
+import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -13,22 +14,21 @@ import torch
 
 from fieldflow.errors import FieldflowError
 from fieldflow.flows.base import Bijection, Flow, normal_log_prob
-from fieldflow.flows.cnf import build_cnf, transfer_cnf
-from fieldflow.flows.nsf import build_nsf
-from fieldflow.flows.realnvp import build_realnvp
+from fieldflow.flows.cnf import CNF
+from fieldflow.flows.family import FlowFamily
+from fieldflow.flows.nsf import NSF
+from fieldflow.flows.realnvp import RealNVP
 from fieldflow.io import remove_stale_partials
 
-#: Flow families by their sampler name in every table.
-FAMILIES: dict[str, Callable[..., Flow]] = {
-    "realnvp": build_realnvp,
-    "nsf": build_nsf,
-    "cnf": build_cnf,
-}
+#: Flow families by their sampler name in every table; ``FAMILIES[name](L, **hyper)``
+#: builds one.
+FAMILIES: dict[str, FlowFamily] = {family.name: family for family in (RealNVP(), NSF(), CNF())}
 
 __all__ = [
     "FAMILIES",
     "Bijection",
     "Flow",
+    "FlowFamily",
     "ModelFileError",
     "build_flow",
     "load_model",
@@ -36,6 +36,7 @@ __all__ = [
     "save_model",
     "tensor_digest",
     "transfer",
+    "without_saved_masks",
 ]
 
 log = logging.getLogger(__name__)
@@ -55,23 +56,15 @@ def build_flow(family: str, L: int, hyperparameters: dict[str, Any]) -> Flow:
 def transfer(flow: Flow, family: str, L_new: int, hyperparameters: dict[str, Any]) -> Flow:
     """A flow for an L_new × L_new lattice initialised from one trained at a smaller L.
 
-    Coupling flows' convolutions do not depend on L, so their parameters carry over as
+    Each family carries its trained state over itself (:meth:`FlowFamily.transfer`):
+    coupling flows' convolutions do not depend on L, so their parameters carry over as
     they are (the masks are rebuilt for L_new); the cnf's kernel is padded with zeros and
     its zero-mode spline, if any, keeps its magnetisation per site. The flow must have the
     layers ``hyperparameters`` build (a ValueError names the parameters that differ).
     """
-    if L_new < flow.L:
-        raise ValueError(f"transfer goes to a larger lattice, got L={flow.L} -> {L_new}")
-    ref = next(flow.parameters())
-    target = build_flow(family, L_new, hyperparameters).to(dtype=ref.dtype, device=ref.device)
-    parameters = dict(flow.named_parameters())
-    missing = set(dict(target.named_parameters())) - set(parameters)
-    if missing:
-        raise ValueError(f"cannot transfer {family}: hyperparameters differ ({sorted(missing)})")
-    if family == "cnf":
-        return transfer_cnf(flow, L_new)
-    target.load_state_dict({k: v.detach() for k, v in parameters.items()}, strict=False)
-    return target
+    if family not in FAMILIES:
+        raise ValueError(f"unknown flow family {family!r}; known: {sorted(FAMILIES)}")
+    return FAMILIES[family].transfer(flow, L_new, hyperparameters)
 
 
 def tensor_digest(tree: Any) -> str:
@@ -138,7 +131,7 @@ def load_model(path: str | Path, map_location: str = "cpu") -> tuple[Flow, dict]
         payload = torch.load(path, map_location=map_location, weights_only=True)
         _verify_model_digest(path, payload)
         flow = build_flow(payload["family"], payload["L"], payload["hyperparameters"])
-        flow.load_state_dict(payload["state_dict"])
+        flow.load_state_dict(without_saved_masks(payload["state_dict"]))
     except ModelFileError:
         raise
     except Exception as err:  # torch raises many types for a corrupt archive
@@ -148,12 +141,26 @@ def load_model(path: str | Path, map_location: str = "cpu") -> tuple[Flow, dict]
     return flow, {k: v for k, v in payload.items() if k not in ("state_dict", "sha256")}
 
 
+#: Checkerboard masks that files written before fieldflow rebuilt them from L still hold.
+_SAVED_MASK = re.compile(r"layers\.\d+\.(frozen|active)")
+
+
+def without_saved_masks(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """``state_dict`` without the coupling layers' masks that older model files and
+    checkpoints saved (``layers.<i>.frozen``, ``layers.<i>.active``): a flow rebuilds its
+    masks from L, so what it loads is its parameters alone."""
+    return {k: v for k, v in state_dict.items() if not _SAVED_MASK.fullmatch(k)}
+
+
 def _verify_model_digest(path: Path, payload: dict) -> None:
     """Raise :class:`ModelFileError` if the state dict differs from its recorded hash."""
     recorded = payload.get("sha256")
     if recorded is None:
-        log.warning("model file %s records no hash of its tensors (written by an older "
-                    "fieldflow): they cannot be verified", path)  # fmt: skip
+        log.warning(
+            "model file %s records no hash of its tensors (written by an older "
+            "fieldflow): they cannot be verified",
+            path,
+        )
     elif tensor_digest(payload["state_dict"]) != recorded:
         raise ModelFileError(
             f"model file {path}: its tensors do not match their recorded hash (the file "

@@ -1,76 +1,45 @@
 r"""RealNVP: affine coupling layers with checkerboard masks (Albergo et al. arXiv:2101.08176).
 
-Each layer freezes the sites of one checkerboard parity and updates the others,
+Each layer freezes the sites of one checkerboard parity and updates the others
+(:class:`~fieldflow.flows.coupling.CheckerboardCoupling`),
 
     φ'_a = e^{s(φ_f)} ⊙ φ_a + t(φ_f),   log |det| = Σ_{x ∈ a} s_x(φ_f),
 
-where s and t come from a convolutional network with circular padding, so the map is
-translation-equivariant (by two sites). With ``z2_equivariant`` the conditioner is
-symmetrised, s(−φ) = s(φ) and t(−φ) = −t(φ), which makes every layer odd: f(−φ) = −f(φ).
+with s = tanh of the conditioner's first channel and t its second. Reflecting the
+parameters as R(s, t) = (s, −t) gives x ↦ −g(−x), so with ``z2_equivariant`` the
+symmetrised conditioner has s(−φ) = s(φ) and t(−φ) = −t(φ), and every layer is odd.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
-from fieldflow.flows.base import Bijection, Flow
-
-
-def checkerboard(L: int, parity: int) -> Tensor:
-    """Mask of shape (L, L), 1 where (x + y) % 2 == parity."""
-    idx = torch.arange(L)
-    return ((idx[:, None] + idx[None, :]) % 2 == parity).to(torch.get_default_dtype())
+from fieldflow.flows.base import Flow
+from fieldflow.flows.coupling import CheckerboardFamily, checkerboard_flow
 
 
-def conv_net(
-    in_channels: int, hidden: Sequence[int], out_channels: int, kernel_size: int
-) -> nn.Sequential:
-    """Circular-padded CNN, LeakyReLU between layers; the last layer starts at zero."""
-    sizes = [in_channels, *hidden, out_channels]
-    layers: list[nn.Module] = []
-    for i, (c_in, c_out) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
-        layers.append(nn.Conv2d(c_in, c_out, kernel_size, padding="same", padding_mode="circular"))
-        if i < len(sizes) - 2:
-            layers.append(nn.LeakyReLU())
-    # Zero output weights make every coupling the identity at initialisation.
-    nn.init.zeros_(layers[-1].weight)
-    nn.init.zeros_(layers[-1].bias)
-    return nn.Sequential(*layers)
+@dataclass(frozen=True)
+class Affine:
+    """x ↦ e^{tanh s} x + t on the active sites, θ = (s, t) per site."""
 
+    n_parameters: ClassVar[int] = 2
 
-class AffineCoupling(Bijection):
-    """One checkerboard affine coupling layer acting on (batch, L, L)."""
+    def reflect(self, θ: Tensor) -> Tensor:
+        return torch.cat([θ[:, :1], -θ[:, 1:]], dim=1)
 
-    def __init__(self, net: nn.Module, mask: Tensor, z2_equivariant: bool = False) -> None:
-        super().__init__()
-        self.net = net
-        self.z2_equivariant = z2_equivariant
-        self.register_buffer("frozen", mask)
-        self.register_buffer("active", 1.0 - mask)
-
-    def _scale_shift(self, frozen: Tensor) -> tuple[Tensor, Tensor]:
-        out = self.net(frozen.unsqueeze(1))
-        s, t = out[:, 0], out[:, 1]
-        if self.z2_equivariant:
-            out_neg = self.net(-frozen.unsqueeze(1))
-            s = 0.5 * (s + out_neg[:, 0])
-            t = 0.5 * (t - out_neg[:, 1])
-        return torch.tanh(s) * self.active, t * self.active
-
-    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        frozen = x * self.frozen
-        s, t = self._scale_shift(frozen)
-        y = frozen + self.active * (x * torch.exp(s) + t)
-        return y, s.sum(dim=(-2, -1))
-
-    def inverse(self, y: Tensor) -> tuple[Tensor, Tensor]:
-        frozen = y * self.frozen
-        s, t = self._scale_shift(frozen)
-        x = frozen + self.active * (y - t) * torch.exp(-s)
-        return x, -s.sum(dim=(-2, -1))
+    def __call__(
+        self, x: Tensor, θ: Tensor, active: Tensor, inverse: bool
+    ) -> tuple[Tensor, Tensor]:
+        # Masked rather than gathered: the log-det sums s over every site, zero where frozen.
+        s, t = torch.tanh(θ[:, 0]) * active, θ[:, 1] * active
+        if inverse:
+            return torch.where(active, (x - t) * torch.exp(-s), x), -s.sum(dim=(-2, -1))
+        return torch.where(active, x * torch.exp(s) + t, x), s.sum(dim=(-2, -1))
 
 
 def build_realnvp(
@@ -81,12 +50,11 @@ def build_realnvp(
     z2_equivariant: bool = False,
 ) -> Flow:
     """The flow of Albergo et al.'s tutorial with the defaults (12,960 parameters)."""
-    if L % 2:
-        raise ValueError(f"checkerboard couplings need an even L, got L={L}")
-    layers = [
-        AffineCoupling(
-            conv_net(1, hidden_channels, 2, kernel_size), checkerboard(L, i % 2), z2_equivariant
-        )
-        for i in range(n_layers)
-    ]
-    return Flow(L, layers)
+    return checkerboard_flow(L, n_layers, Affine(), hidden_channels, kernel_size, z2_equivariant)
+
+
+class RealNVP(CheckerboardFamily):
+    name = "realnvp"
+
+    def build(self, L: int, **hyperparameters: Any) -> Flow:
+        return build_realnvp(L, **hyperparameters)

@@ -12,15 +12,13 @@ large weights (docs/decisions.md).
 
 from __future__ import annotations
 
-import torch
-from torch import Tensor, nn
+from torch import Tensor
 from zuko.transforms import MonotonicRQSTransform
 
-from fieldflow.flows.base import Bijection
-from fieldflow.flows.splines import odd_spline
+from fieldflow.flows.splines import OddSplineLayer
 
 
-class SiteSpline(Bijection):
+class SiteSpline(OddSplineLayer):
     """φ_x ↦ h(φ_x) at every site of (batch, L, L) configurations, h odd and monotone.
 
     Args:
@@ -32,19 +30,11 @@ class SiteSpline(Bijection):
     """
 
     def __init__(self, n_bins: int = 8, bound: float = 3.0) -> None:
-        super().__init__()
-        if n_bins < 1:
-            raise ValueError(f"the site spline needs n_bins >= 1, got {n_bins}")
-        if not bound > 0:
-            raise ValueError(f"the site spline needs bound > 0, got {bound}")
-        self.n_bins = n_bins
-        self.bound = float(bound)
-        self.widths = nn.Parameter(torch.zeros(n_bins))
-        self.heights = nn.Parameter(torch.zeros(n_bins))
-        self.derivatives = nn.Parameter(torch.zeros(n_bins))
+        super().__init__("site spline", n_bins, bound)
 
     def spline(self) -> MonotonicRQSTransform:
-        return odd_spline(self.widths, self.heights, self.derivatives, self.bound)
+        """h on [−B, B]."""
+        return self.odd_spline(self.bound)
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
         y, ladj = self.spline().call_and_ladj(x)

@@ -18,8 +18,10 @@ the identity.
 from __future__ import annotations
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 from zuko.transforms import MonotonicRQSTransform
+
+from fieldflow.flows.base import Bijection
 
 
 def odd_spline(
@@ -38,3 +40,30 @@ def odd_spline(
         torch.cat([d_half.flip(0), d_zero, d_half]),
         bound=bound,
     )
+
+
+class OddSplineLayer(Bijection):
+    """A layer built on one odd spline: the parameters of its positive half, zero (the
+    identity) at initialisation — K widths, K heights and K derivatives.
+
+    Args:
+        what: the layer's name in error messages.
+        n_bins: K, bins of the positive half (2K in all).
+        bound: the half-width of the spline's domain, > 0.
+    """
+
+    def __init__(self, what: str, n_bins: int, bound: float) -> None:
+        super().__init__()
+        if n_bins < 1:
+            raise ValueError(f"the {what} needs n_bins >= 1, got {n_bins}")
+        if not bound > 0:
+            raise ValueError(f"the {what} needs bound > 0, got {bound}")
+        self.n_bins = n_bins
+        self.bound = float(bound)
+        self.widths = nn.Parameter(torch.zeros(n_bins))
+        self.heights = nn.Parameter(torch.zeros(n_bins))
+        self.derivatives = nn.Parameter(torch.zeros(n_bins))
+
+    def odd_spline(self, bound: float) -> MonotonicRQSTransform:
+        """The odd spline of these parameters on [−bound, bound]."""
+        return odd_spline(self.widths, self.heights, self.derivatives, bound)

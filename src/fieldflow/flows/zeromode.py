@@ -32,11 +32,10 @@ import torch
 from torch import Tensor, nn
 from zuko.transforms import MonotonicRQSTransform
 
-from fieldflow.flows.base import Bijection
-from fieldflow.flows.splines import odd_spline
+from fieldflow.flows.splines import OddSplineLayer
 
 
-class ZeroModeSpline(Bijection):
+class ZeroModeSpline(OddSplineLayer):
     """a u + φ_⊥ ↦ g(a) u + e^γ φ_⊥ for (batch, L, L) configurations, a = Σ_x φ_x / √V.
 
     Args:
@@ -50,23 +49,14 @@ class ZeroModeSpline(Bijection):
     """
 
     def __init__(self, L: int, n_bins: int = 8, bound: float = 5.0) -> None:
-        super().__init__()
-        if n_bins < 1:
-            raise ValueError(f"the zero-mode spline needs n_bins >= 1, got {n_bins}")
-        if not bound > 0:
-            raise ValueError(f"the zero-mode spline needs bound > 0, got {bound}")
+        super().__init__("zero-mode spline", n_bins, bound)
         self.L = L
-        self.n_bins = n_bins
-        self.bound = float(bound)
-        self.widths = nn.Parameter(torch.zeros(n_bins))
-        self.heights = nn.Parameter(torch.zeros(n_bins))
-        self.derivatives = nn.Parameter(torch.zeros(n_bins))
         self.log_scale = nn.Parameter(torch.zeros(()))
         self.log_width = nn.Parameter(torch.zeros(()))
 
     def spline(self) -> MonotonicRQSTransform:
         """ρ on [−1, 1]."""
-        return odd_spline(self.widths, self.heights, self.derivatives, 1.0)
+        return self.odd_spline(1.0)
 
     def _map(self, phi: Tensor, inverse: bool) -> tuple[Tensor, Tensor]:
         sqrt_v = float(self.L)

@@ -13,23 +13,32 @@ grows as ξ² (z ≈ 2); τ ∝ ξ turns it by a fixed angle instead, so for a f
 per trajectory would not grow at all (z ≈ 0), while each trajectory costs ∝ ξ more
 leapfrog steps (z ≈ 1 in cost). Interacting, τ_int per trajectory still grew as about
 ξ₂^1.1 at c = 0.5 (docs/decisions.md): compare samplers by the cost exponent.
+
+The integrators and the update are :mod:`fieldflow.mcmc.integrators`, the burn-in
+:mod:`fieldflow.mcmc.burnin`.
 """
 
 from __future__ import annotations
 
 import logging
 import math
-import numbers
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
 import torch
-from torch import Tensor
 from tqdm.auto import tqdm
 
-from fieldflow.lattice import Point, action, force, primary_observables, second_moment_length
+from fieldflow.lattice import Point
+from fieldflow.mcmc.burnin import (
+    TAU0,
+    TRAJECTORY_PER_XI,
+    auto_burn_in,
+    auto_trajectory_length,
+    check_trajectory_length,
+    steps_for,
+    tune_step_size,
+)
 from fieldflow.mcmc.chain import (
     ChainResult,
     ChainSummary,
@@ -38,46 +47,27 @@ from fieldflow.mcmc.chain import (
     check_thin,
     collect,
 )
+from fieldflow.mcmc.integrators import INTEGRATORS, OMELYAN_XI, leapfrog, omelyan, trajectory
 from fieldflow.mcmc.timing import Stopwatch, UpdateTime
 
+__all__ = [
+    "INTEGRATORS",
+    "OMELYAN_XI",
+    "TAU0",
+    "TRAJECTORY_PER_XI",
+    "HMCResult",
+    "HMCRun",
+    "auto_trajectory_length",
+    "hmc",
+    "hmc_stream",
+    "leapfrog",
+    "omelyan",
+    "run",
+    "stream",
+    "tune_step_size",
+]
+
 log = logging.getLogger(__name__)
-
-ForceFn = Callable[[Tensor], Tensor]
-
-#: Omelyan's 2MN parameter (Omelyan, Mryglod & Folk 2003).
-OMELYAN_XI = 0.1931833275037836
-
-#: Trajectory length of the first half of an ``"auto"`` burn-in, its fallback and its floor.
-TAU0 = 1.0
-#: Default c of τ = c ξ₂: the cheapest per independent χ₂ (leapfrog steps × 2τ_int) of
-#: c ∈ {0.3…3} at E4, E5 and (L, λ) = (20, 4.807), flat within ~10% over 0.4–0.65; about
-#: half the quarter period π/(2√2) ξ₂ of the slowest free mode, as past it τ_int(χ₂)
-#: levels off near 2 rather than falling towards ½.
-TRAJECTORY_PER_XI = 0.5
-
-
-def leapfrog(phi: Tensor, pi: Tensor, f: ForceFn, eps: float, n_steps: int):
-    """Velocity-Verlet integration of (φ, π) for n_steps of size eps; returns new (φ, π)."""
-    pi = pi + 0.5 * eps * f(phi)
-    for i in range(n_steps):
-        phi = phi + eps * pi
-        pi = pi + (eps if i < n_steps - 1 else 0.5 * eps) * f(phi)
-    return phi, pi
-
-
-def omelyan(phi: Tensor, pi: Tensor, f: ForceFn, eps: float, n_steps: int):
-    """Omelyan 2MN integrator (force-first, ξ ≈ 0.1932); returns new (φ, π)."""
-    xi = OMELYAN_XI
-    for _ in range(n_steps):
-        pi = pi + xi * eps * f(phi)
-        phi = phi + 0.5 * eps * pi
-        pi = pi + (1.0 - 2.0 * xi) * eps * f(phi)
-        phi = phi + 0.5 * eps * pi
-        pi = pi + xi * eps * f(phi)
-    return phi, pi
-
-
-INTEGRATORS = {"leapfrog": leapfrog, "omelyan": omelyan}
 
 
 @dataclass(frozen=True)
@@ -106,145 +96,6 @@ class HMCResult(HMCRun):
     phi: np.ndarray
     action: np.ndarray
     accepted: np.ndarray
-
-
-def _trajectory(phi, point, integrator, eps, n_steps, generator):
-    """One HMC update of every chain; returns (new φ, S, accepted)."""
-
-    def f(x: Tensor) -> Tensor:
-        return force(x, point.s, point.lam)
-
-    pi = torch.randn(phi.shape, generator=generator, dtype=phi.dtype)
-    s_old = action(phi, point.s, point.lam)
-    h_old = 0.5 * (pi * pi).sum(dim=(-2, -1)) + s_old
-    phi_new, pi_new = integrator(phi, pi, f, eps, n_steps)
-    s_new = action(phi_new, point.s, point.lam)
-    h_new = 0.5 * (pi_new * pi_new).sum(dim=(-2, -1)) + s_new
-    log_u = torch.log(torch.rand(phi.shape[0], generator=generator, dtype=phi.dtype))
-    accept = log_u < (h_old - h_new)
-    accept = accept & torch.isfinite(h_new)
-    phi = torch.where(accept[:, None, None], phi_new, phi)
-    return phi, torch.where(accept, s_new, s_old), accept
-
-
-def _steps(trajectory_length: float, eps: float) -> tuple[float, int]:
-    n = max(1, round(trajectory_length / eps))
-    return trajectory_length / n, n
-
-
-def tune_step_size(
-    phi: Tensor,
-    point: Point,
-    n_trajectories: int,
-    trajectory_length: float,
-    target_acceptance: float,
-    generator: torch.Generator,
-    integrator: str = "leapfrog",
-    eps: float = 0.1,
-    progress: bool = False,
-    observe: Callable[[int, Tensor], None] | None = None,
-) -> tuple[Tensor, float]:
-    """Burn-in with step-size adaptation: log ε += γ_t (acceptance − target), γ_t = t^-0.6.
-
-    ``observe(t, φ)``, if given, sees the chains after each trajectory t.
-    """
-    step = INTEGRATORS[integrator]
-    log_eps = math.log(eps)
-    for t in tqdm(range(n_trajectories), disable=not progress, desc="hmc burn-in"):
-        eps_t, n = _steps(trajectory_length, math.exp(log_eps))
-        phi, _, accept = _trajectory(phi, point, step, eps_t, n, generator)
-        if observe is not None:
-            observe(t, phi)
-        gamma = (t + 1) ** -0.6
-        log_eps += gamma * (accept.double().mean().item() - target_acceptance)
-        log_eps = min(log_eps, math.log(trajectory_length))
-    return phi, math.exp(log_eps)
-
-
-class _CorrelationLength:
-    """Running ⟨M²⟩/V and F over all chains from trajectory ``start`` on; ξ₂ from them."""
-
-    def __init__(self, start: int) -> None:
-        self.start = start
-        self.m2 = 0.0
-        self.f_first = 0.0
-        self.count = 0
-
-    def __call__(self, t: int, phi: Tensor) -> None:
-        if t >= self.start:
-            primaries = primary_observables(phi)
-            self.m2 += primaries["m2"].sum().item()
-            self.f_first += primaries["f_first"].sum().item()
-            self.count += phi.shape[0]
-
-    def value(self, L: int) -> float:
-        """ξ₂ = sqrt(χ₂/F − 1) / (2 sin(π/L)); NaN without data or with χ₂ ≤ F."""
-        if self.count == 0 or not self.f_first > 0:
-            return math.nan
-        ratio = self.m2 / self.f_first - 1.0
-        if not (math.isfinite(ratio) and ratio > 0):
-            return math.nan
-        return float(second_moment_length(ratio, L))
-
-
-def auto_trajectory_length(
-    xi: float, L: int, trajectory_per_xi: float = TRAJECTORY_PER_XI
-) -> float:
-    r"""τ = c ξ₂ clipped to [τ₀, L/2] with τ₀ = 1; τ₀ if ξ₂ is not finite.
-
-    The floor: where c ξ₂ < 1 the slowest mode (ω ≈ √2/ξ₂) already turns by
-    ≳ √2 c rad in a unit trajectory, and shorter ones mostly slow the UV modes (free
-    quarter period π/(2√(2(s + 8))) ≈ 0.55 at s = −4): at E1 (ξ₂ ≈ 1.5) τ = 0.75 cost
-    6–10% more per independent χ₂ than τ = 1, τ = 0.5 25% more. The floor also bounds
-    the damage of a noisy or unthermalised ξ₂ (an underestimate falls back towards τ₀).
-    The ceiling bounds the cost where ξ₂ is not a finite-volume mass scale (the broken
-    phase, where the unsubtracted χ₂ picks up ⟨M⟩², or at criticality): the slowest
-    non-zero momentum of a massless field, ω = 2√2 sin(π/L), has its quarter period at
-    ≈ 0.18 L, so τ = L/2 already turns every non-zero mode past it.
-    """
-    if not math.isfinite(xi):
-        return TAU0
-    return min(max(trajectory_per_xi * xi, TAU0), max(L / 2.0, TAU0))
-
-
-def _check_trajectory_length(trajectory_length: float | str) -> None:
-    if trajectory_length == "auto":
-        return
-    ok = isinstance(trajectory_length, numbers.Real) and not isinstance(trajectory_length, bool)
-    if not (ok and math.isfinite(trajectory_length) and trajectory_length > 0):
-        raise ValueError(
-            f'trajectory_length must be a positive number or "auto", got {trajectory_length!r}'
-        )
-
-
-def _auto_burn_in(
-    phi: Tensor,
-    point: Point,
-    burn_in: int,
-    trajectory_per_xi: float,
-    target_acceptance: float,
-    generator: torch.Generator,
-    integrator: str,
-    progress: bool,
-) -> tuple[Tensor, float, float]:
-    """Burn-in that picks τ: tune ε at τ₀, measure ξ₂, set τ = c ξ₂, re-tune ε at τ.
-
-    ξ₂ comes from the second quarter of the burn-in, all chains together (the first
-    quarter thermalises). Returns (φ, ε, τ).
-    """
-    first = burn_in // 2
-    xi = _CorrelationLength(start=first // 2)
-    phi, eps = tune_step_size(
-        phi, point, first, TAU0, target_acceptance, generator, integrator,
-        progress=progress, observe=xi,
-    )  # fmt: skip
-    tau = auto_trajectory_length(xi.value(point.L), point.L, trajectory_per_xi)
-    log.info("HMC burn-in: xi_2 %.3f, trajectory length %.3f", xi.value(point.L), tau)
-    phi, eps = tune_step_size(
-        phi, point, burn_in - first, tau, target_acceptance, generator, integrator,
-        eps=min(eps, tau), progress=progress,
-    )  # fmt: skip
-    return phi, eps, tau
 
 
 def hmc_stream(
@@ -281,7 +132,7 @@ def hmc_stream(
         raise ValueError(f"jitter must be in [0, 1), got {jitter}")
     if integrator not in INTEGRATORS:
         raise ValueError(f"unknown integrator {integrator!r}; known: {sorted(INTEGRATORS)}")
-    _check_trajectory_length(trajectory_length)
+    check_trajectory_length(trajectory_length)
     if not (math.isfinite(trajectory_per_xi) and trajectory_per_xi > 0):
         raise ValueError(f"trajectory_per_xi must be positive, got {trajectory_per_xi}")
     thin = check_thin(thin)
@@ -289,17 +140,29 @@ def hmc_stream(
     shape = (n_chains, point.L, point.L)
     phi = 0.1 * torch.randn(shape, generator=generator, dtype=torch.float64)
     if trajectory_length == "auto":
-        phi, eps, tau = _auto_burn_in(
-            phi, point, burn_in, trajectory_per_xi, target_acceptance, generator, integrator,
+        phi, eps, tau = auto_burn_in(
+            phi,
+            point,
+            burn_in,
+            trajectory_per_xi,
+            target_acceptance,
+            generator,
+            integrator,
             progress,
-        )  # fmt: skip
+        )
     else:
         tau = float(trajectory_length)
         phi, eps = tune_step_size(
-            phi, point, burn_in, tau, target_acceptance, generator, integrator,
+            phi,
+            point,
+            burn_in,
+            tau,
+            target_acceptance,
+            generator,
+            integrator,
             progress=progress,
-        )  # fmt: skip
-    eps, n_steps = _steps(tau, eps)
+        )
+    eps, n_steps = steps_for(tau, eps)
     log.info("HMC step size %.4f, %d steps per trajectory of %.3f", eps, n_steps, tau)
     step = INTEGRATORS[integrator]
     sink.start(n_chains, n_trajectories, point.L, {"action": np.float64, "accepted": np.bool_})
@@ -312,7 +175,7 @@ def hmc_stream(
     for t in tqdm(range(n_updates), disable=not progress, desc="hmc", mininterval=10):
         kept = (t + 1) % thin == 0
         with watch.batch(n_chains):
-            phi, s, accept = _trajectory(phi, point, step, eps, int(lengths[t]), generator)
+            phi, s, accept = trajectory(phi, point, step, eps, int(lengths[t]), generator)
             if kept:
                 draw = phi.numpy().astype(np.float32)[:, None]
                 series = {"action": s.numpy()[:, None], "accepted": accept.numpy()[:, None]}
@@ -330,8 +193,12 @@ def hmc(
     """:func:`hmc_stream` with its draws kept in memory; ``options`` are its keywords."""
     sink = Collect()
     summary = hmc_stream(point, n_chains, n_trajectories, burn_in, seed, sink, **options)
-    return HMCResult(**vars(summary), phi=sink.phi, action=sink.per_draw["action"],
-                     accepted=sink.per_draw["accepted"])  # fmt: skip
+    return HMCResult(
+        **vars(summary),
+        phi=sink.phi,
+        action=sink.per_draw["action"],
+        accepted=sink.per_draw["accepted"],
+    )
 
 
 def stream(

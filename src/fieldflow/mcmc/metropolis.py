@@ -115,9 +115,12 @@ def flow_proposals(
     """
     watch = Stopwatch(clock_for(next(flow.parameters()).device.type))
     batches = list(iter_proposals(flow, point, n, batch_size, generator, watch))
-    return Proposals(np.concatenate([b.phi for b in batches]),
-                     np.concatenate([b.log_q for b in batches]),
-                     np.concatenate([b.action for b in batches]), watch.result())  # fmt: skip
+    return Proposals(
+        np.concatenate([b.phi for b in batches]),
+        np.concatenate([b.log_q for b in batches]),
+        np.concatenate([b.action for b in batches]),
+        watch.result(),
+    )
 
 
 def _metropolis(
@@ -168,8 +171,12 @@ class StreamingChain:
         )
         pool = proposals
         if self._state is not None:  # index −1 is the state before this batch
-            pool = ProposalBatch(*(np.concatenate([getattr(self._state, f), getattr(proposals, f)])
-                                   for f in ("phi", "log_q", "action")))  # fmt: skip
+            pool = ProposalBatch(
+                *(
+                    np.concatenate([getattr(self._state, f), getattr(proposals, f)])
+                    for f in ("phi", "log_q", "action")
+                )
+            )
             index = index + 1
         states = pool[index]
         if len(states):

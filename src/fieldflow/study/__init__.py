@@ -1,0 +1,65 @@
+"""Study-level tables built from the per-ensemble ones: agreement, scaling, crossovers,
+tunnelling.
+
+Flows and Markov chains are told apart by their ``kind`` (:mod:`fieldflow.samplers`).
+Everything here takes and returns :class:`pandas.DataFrame` in the column layouts of its
+module, so the stages only read and write CSV files:
+
+- :mod:`~fieldflow.study.pulls`: every estimate against its references (:func:`agreement`);
+- :mod:`~fieldflow.study.costs`: τ_int and the cost of an independent sample per point
+  (:func:`scaling`), their exponents in ξ₂ and the crossovers of flows and baselines;
+- :mod:`~fieldflow.study.vacua`: tunnelling between the vacua (:func:`tunnelling`);
+- :mod:`~fieldflow.study.common`: what they share (timing errors, sampler kinds).
+"""
+
+from fieldflow.study.common import (
+    AMORTISATION,
+    TIMING_SYSTEMATIC,
+    independent_cost,
+    sampler_kinds,
+    seconds_per_sample,
+)
+from fieldflow.study.costs import (
+    CROSSOVER_COLUMNS,
+    CROSSOVER_SIGMA,
+    EXPONENT_COLUMNS,
+    EXPONENT_FITS,
+    SCALING_COLUMNS,
+    crossovers,
+    dynamic_exponents,
+    scaling,
+    xi_source,
+)
+from fieldflow.study.pulls import (
+    AGREEMENT_COLUMNS,
+    PULL_LIMIT,
+    agreement,
+    large_pulls,
+    report_large_pulls,
+)
+from fieldflow.study.vacua import TUNNELLING_COLUMNS, report_stuck, tunnelling
+
+__all__ = [
+    "AGREEMENT_COLUMNS",
+    "AMORTISATION",
+    "CROSSOVER_COLUMNS",
+    "CROSSOVER_SIGMA",
+    "EXPONENT_COLUMNS",
+    "EXPONENT_FITS",
+    "PULL_LIMIT",
+    "SCALING_COLUMNS",
+    "TIMING_SYSTEMATIC",
+    "TUNNELLING_COLUMNS",
+    "agreement",
+    "crossovers",
+    "dynamic_exponents",
+    "independent_cost",
+    "large_pulls",
+    "report_large_pulls",
+    "report_stuck",
+    "sampler_kinds",
+    "scaling",
+    "seconds_per_sample",
+    "tunnelling",
+    "xi_source",
+]
