@@ -58,7 +58,6 @@ localrules:
     figures,
     transfer,
     study,
-    free_energy,
 
 
 report: "workflow/report/workflow.rst"

@@ -67,13 +67,18 @@ def test_heavy_tailed_weights_get_the_bootstrap_and_few_effective_proposals_are_
     result = fe.flow_log_z(log_weight, seed=5)
     assert result.error_method == "bootstrap"
     assert not result.reliable and "effective proposals" in result.reason
-    assert result.pareto_k > 0.7 and "Pareto" in result.reason
+    assert result.pareto_k >= 0.5 and "Pareto" in result.reason
     assert "biased low" in result.reason and result.effective < 100
     # Nor does the true value (σ²/2 = 4.5) lie above the estimate by a confident margin
     # while it is called reliable: it is flagged instead.
     assert result.log_Z < 4.5
-    with pytest.raises(ValueError, match="finite"):
+    with pytest.raises(ValueError, match="NaN or"):
         fe.flow_log_z(np.array([0.0, np.nan]))
+    with pytest.raises(ValueError, match="nonzero weight"):
+        fe.flow_log_z(np.full(5, -np.inf))
+    # A proposal of weight 0 is allowed: it only dilutes the mean.
+    zero = fe.flow_log_z(np.array([0.0, 0.0, -np.inf, 0.0]))
+    assert zero.log_Z == pytest.approx(math.log(0.75))
     with pytest.raises(ValueError, match="at least 2"):
         fe.flow_log_z(np.array([0.0]))
 
@@ -151,12 +156,12 @@ def test_integration_with_hmc_reproduces_the_exact_free_log_z(L):
 def test_every_flow_estimates_the_exact_free_log_z(family, L):
     point = Point(L, 0.6, 0.0)
     torch.manual_seed(3)
-    flow = build_flow(family, L, {}).double()
-    settings = {"steps": 150, "batch_size": 64, "lr": 0.01, "ess_every": 10**9}
+    flow = build_flow(family, L, {})
+    settings = {"steps": 100, "batch_size": 64, "lr": 0.01, "ess_every": 10**9}
     train(flow, point, config_from_dict(settings), seed=3, progress=False)
     generator = torch.Generator().manual_seed(4)
     with torch.no_grad():
-        proposals = flow_proposals(flow, point, 8192, 2048, generator)
+        proposals = flow_proposals(flow.double(), point, 4096, 2048, generator)
     result = fe.flow_log_z(proposals.log_weight)
     exact = fe.gaussian_log_z(L, point.s)
     assert result.reliable, result
@@ -188,7 +193,7 @@ def test_free_energy_stage_writes_the_contract_table(tmp_path):
     }
     flow_path = tmp_path / "realnvp.zarr"
     sample_flow_stage(tmp_path / "m.pt", point, sampling, "cpu", 3, flow_path, "realnvp")
-    path = integration.IntegrationPath(L=L, s=s, lam=0.0, s0=2.0, n_nodes=3)
+    path = integration.IntegrationPath(L=L, s=s, lam=0.0, s0=2.0, n_nodes=4)
     nodes = {}
     for node in path.nodes():
         nodes[node.name] = tmp_path / f"{node.name}.zarr"
@@ -219,7 +224,7 @@ def test_free_energy_stage_writes_the_contract_table(tmp_path):
     assert flow_row["n_samples"] == 4096 and flow_row["lower_bound"] <= flow_row["log_Z"]
     # The untrained flow has a handful of effective proposals: flagged, not trusted.
     assert not flow_row["reliable"] and "effective proposals" in flow_row["reason"]
-    assert integrated["reliable"] and integrated["n_samples"] == 3 * 4 * 300
+    assert integrated["reliable"] and integrated["n_samples"] == 4 * 4 * 300
     assert flow_row["pull"] == pytest.approx(
         (flow_row["log_Z"] - integrated["log_Z"]) / np.hypot(flow_row["error"], integrated["error"])
     )
@@ -236,3 +241,36 @@ def test_pareto_k_measures_the_tail_of_the_weights():
     assert math.isnan(fe.pareto_k(np.zeros(10)))
     heavy = fe.flow_log_z(np.log(rng.pareto(1.1, 20000)))
     assert not heavy.reliable and "Pareto" in heavy.reason
+
+
+def test_a_flow_that_favours_one_vacuum_is_flagged():
+    rng = np.random.default_rng(4)
+    log_weight = rng.normal(0.0, 0.1, 4000)
+    balanced = fe.flow_log_z(log_weight, magnetization=rng.choice([-1.0, 1.0], 4000))
+    assert balanced.reliable, balanced.reason
+    lopsided = fe.flow_log_z(log_weight, magnetization=rng.choice([-1.0, 1.0], 4000, p=[0.3, 0.7]))
+    assert not lopsided.reliable and "sign M" in lopsided.reason
+
+
+def test_the_lambda_leg_does_not_depend_on_where_the_path_starts():
+    """The same (s, λ) from two starts s₀: both legs' signs and weights must be right."""
+    L, s, lam = 4, 0.5, 1.0
+    results = []
+    for s0 in (1.0, 2.5):
+        path = integration.IntegrationPath(L=L, s=s, lam=lam, s0=s0, n_nodes=4)
+        means = {
+            n.name: sum_of_powers(Point(L, n.s, n.lam), n.power, seed=20 + n.index)
+            for n in path.nodes()
+        }
+        results.append(integration.integrate(path, means))
+    (a, b) = results
+    assert a.start != b.start  # different exact starting points ...
+    assert abs(a.log_Z - b.log_Z) < 4 * math.hypot(a.error, b.error), (a, b)  # ... same end
+    assert abs(a.log_Z - a.start) > 10 * a.error  # and the legs did move log Z
+
+
+def test_too_few_nodes_flag_the_integration():
+    path = integration.IntegrationPath(L=4, s=0.3, lam=0.0, s0=1.0, n_nodes=2)
+    means = {n.name: (fe.gaussian_sum_phi2(4, n.s), 0.01) for n in path.nodes()}
+    result = integration.integrate(path, means)
+    assert not result.reliable and "2 nodes a leg < 4" in result.reason

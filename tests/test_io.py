@@ -363,6 +363,22 @@ def test_stored_primaries_of_another_version_are_refused_in_one_line(tmp_path, v
 
 
 @pytest.mark.filterwarnings("ignore:Consolidated metadata is currently not part")
+def test_a_store_from_before_the_attr_with_every_version_1_primary_still_reads(tmp_path):
+    from fieldflow.primaries import ensemble_primaries
+
+    rng = np.random.default_rng(0)
+    phi = rng.normal(size=(2, 16, 4, 4)).astype(np.float32)
+    proposals = {"log_weight": rng.normal(size=(2, 16)), **ensemble_primaries(phi)}
+    attrs = {"L": 4, "s": -4.0, "lam": 8.0, "sampler": "cnf", "seed": 0, "versions": "{}"}
+    path = tmp_path / "old.zarr"
+    io.write_ensemble(path, io.ensemble_dataset(phi, {}, attrs, proposals))
+    group = zarr.open_group(path, mode="r+")
+    del group.attrs["primaries_version"]
+    zarr.consolidate_metadata(path)
+    assert "proposal_m" in io.read_ensemble(path)  # the primaries of version 1: readable
+
+
+@pytest.mark.filterwarnings("ignore:Consolidated metadata is currently not part")
 def test_a_chain_without_stored_primaries_needs_no_primaries_version(tmp_path):
     path = tmp_path / "e.zarr"
     io.write_ensemble(path, dataset())

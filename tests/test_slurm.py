@@ -40,8 +40,8 @@ SEARCH_PATH = os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin", "/sbin"]
 PARTITION = "fieldflow"
 # Rules that the profile sends to SLURM, with their job counts in the tiny study (one
 # point, realnvp and hmc); train_scratch is rule train under another name.
-SLURM_JOBS = {"train": 1, "sample_flow": 1, "mcmc": 1, "observables": 2}
-LOCAL_RULES = ("tables", "study", "transfer", "figures", "free_energy", "all")
+SLURM_JOBS = {"train": 1, "sample_flow": 1, "mcmc": 1, "observables": 2, "free_energy": 1}
+LOCAL_RULES = ("tables", "study", "transfer", "figures", "all")
 
 
 def _missing_requirements() -> str | None:

@@ -5,6 +5,7 @@ import shutil
 import subprocess
 import sys
 
+import numpy as np
 import pandas as pd
 import pytest
 import xarray as xr
@@ -128,6 +129,18 @@ def test_smoke_study_end_to_end(root, tmp_path):
     for name in plots.FIGURES:  # every figure of the registry, transfer included
         for ext in ("png", "pdf"):
             assert (tmp_path / "results" / "figures" / f"{name}.{ext}").stat().st_size > 1000
+
+    # log Z of every flow ensemble, and by integration at "tiny" (config free_energy).
+    free = pd.read_csv(tmp_path / "results" / "tables" / "free_energy.csv")
+    assert list(free.columns[:9]) == "L,s,lam,sampler,method,log_Z,error,f,f_error".split(",")
+    assert sorted(free[free.method == "flow"].sampler) == sorted(["realnvp", "nsf", "cnf"] * 3)
+    integrated = free[free.method == "integration"]
+    assert list(integrated[["L", "s", "lam", "sampler"]].itertuples(index=False, name=None)) == [
+        (4, -4.0, 8.0, "hmc")
+    ]
+    assert np.isfinite(integrated[["log_Z", "error"]].to_numpy()).all()
+    assert free[(free.method == "flow") & (free.L == 4) & (free.s == -4.0)].pull.notna().all()
+    assert len(list((tmp_path / "results" / "integration").glob("*/*.zarr"))) == 8
 
     # The L = 6 flows started from the L = 4 ones (config init_from).
     assert "initialised from" in (tmp_path / "logs/train/cnf/L6_s-4_lam6.975.log").read_text()

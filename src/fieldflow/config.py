@@ -37,6 +37,8 @@ __all__ = [
     "ensemble_sizes",
     "flow_settings",
     "init_sources",
+    "integration_paths",
+    "integration_settings",
     "job_seed",
     "load",
     "physical_memory",
@@ -93,6 +95,10 @@ def validate(config: dict[str, Any], schema: str | Path | dict) -> dict[str, Any
     if isinstance(config.get("points"), list) and ("points",) not in broken:
         skip = {p[1] for p in broken if len(p) == 2 and p[0] == "points"}
         messages += _physics_problems(config, skip, broken)
+    if not messages and config.get("free_energy"):
+        section = config["free_energy"]
+        settings = {section["sampler"]: integration_settings(config)}
+        messages += integration.settings_problems(settings, schema)
     if messages:
         raise ConfigError("invalid config:\n  " + "\n  ".join(messages))
     return config

@@ -33,9 +33,13 @@ from fieldflow.quality import chain_problems
 HEAVY_TAIL_SHARE = 0.01
 #: Resamples of the bootstrap.
 BOOTSTRAP_SAMPLES = 200
-#: Above this Pareto shape k̂ of the largest weights, the mean of w has (nearly) no
-#: variance and converges too slowly to trust (Vehtari et al., arXiv:1507.02646).
-MAX_PARETO_K = 0.7
+#: From this Pareto shape k̂ of the largest weights up, w has no finite variance, so
+#: neither the delta method nor the bootstrap gives a trustworthy error (Vehtari et al.,
+#: arXiv:1507.02646; their 0.7 is for Pareto-smoothed weights, not the raw mean used here).
+MAX_PARETO_K = 0.5
+#: A flow's weighted ⟨sign M⟩ more than this many errors from 0 (φ → −φ makes it exactly
+#: 0) means q covers one vacuum less than the other.
+MAX_SIGN_PULL = 4.0
 
 
 def gaussian_log_z(L: int, s: float) -> float:
@@ -89,10 +93,14 @@ def log_mean_exp(log_weight: np.ndarray) -> float:
     """log of the mean of exp(``log_weight``), in float64 without overflow."""
     lw = np.asarray(log_weight, dtype=np.float64).ravel()
     top = lw.max()
+    if top == -math.inf:
+        return -math.inf  # every weight is 0
     return float(top + math.log(np.exp(lw - top).mean()))
 
 
-def flow_log_z(log_weight: np.ndarray, seed: int = 0) -> FlowLogZ:
+def flow_log_z(
+    log_weight: np.ndarray, seed: int = 0, magnetization: np.ndarray | None = None
+) -> FlowLogZ:
     r"""log Z = log ⟨w⟩ over N independent proposals, log w = −S − log q (float64).
 
     The delta method gives σ(log Z) = σ(w̄)/w̄ = sqrt((1/ESS − 1)/N), with ESS the
@@ -102,19 +110,27 @@ def flow_log_z(log_weight: np.ndarray, seed: int = 0) -> FlowLogZ:
     bootstrap's (:data:`BOOTSTRAP_SAMPLES` resamples, seeded by ``seed``). With fewer than
     :data:`fieldflow.quality.MIN_EFFECTIVE` effective proposals, or a Pareto tail
     :func:`pareto_k` above :data:`MAX_PARETO_K`, it is flagged unreliable: log ⟨w⟩ is then
-    biased low and no error from the sample covers the weights not drawn. A flow that
-    misses part of p altogether leaves no trace in its weights; only the comparison with
-    thermodynamic integration shows it.
+    biased low and no error from the sample covers the weights not drawn. With the
+    proposals' ``magnetization``, a weighted ⟨sign M⟩ more than :data:`MAX_SIGN_PULL`
+    errors from 0 flags a flow that covers one vacuum less than the other. A flow that
+    misses part of p altogether, symmetrically, leaves no trace in its weights; only the
+    comparison with thermodynamic integration shows it (column ``pull``).
 
     Args:
         log_weight: log w of the raw proposals, any shape; every entry counts as one.
+            −inf is a proposal of weight 0; NaN or +inf is an error.
+        magnetization: M (or M/V) of the same proposals, same shape, or None.
     """
     lw = np.asarray(log_weight, dtype=np.float64).ravel()
     n = lw.size
     if n < 2:
         raise ValueError(f"log Z needs at least 2 proposals, got {n}")
-    if not np.all(np.isfinite(lw)):
-        raise ValueError("log Z needs finite log weights; some are NaN or infinite")
+    if np.isnan(lw).any() or np.isposinf(lw).any():
+        raise ValueError(
+            "log Z needs log weights that are numbers below +inf; some are NaN or +inf"
+        )
+    if np.isneginf(lw).all():
+        raise ValueError("log Z needs a proposal of nonzero weight; every log w is -inf")
     w = np.exp(lw - lw.max())
     total = w.sum()
     ess = float(total**2 / (n * (w * w).sum()))
@@ -128,8 +144,17 @@ def flow_log_z(log_weight: np.ndarray, seed: int = 0) -> FlowLogZ:
         method = "bootstrap"
     problems = chain_problems(n, effective=n * ess)
     k = pareto_k(lw)
-    if k > MAX_PARETO_K:
-        problems.append(f"Pareto k̂ = {k:.2f} of the largest weights > {MAX_PARETO_K}")
+    if k >= MAX_PARETO_K:
+        problems.append(f"Pareto k̂ = {k:.2f} of the largest weights ≥ {MAX_PARETO_K}")
+    if magnetization is not None:
+        sign = np.sign(np.asarray(magnetization, dtype=np.float64).ravel())
+        mean = float((w * sign).sum() / total)
+        spread = float(np.sqrt((w * w * (sign - mean) ** 2).sum()) / total)
+        if not abs(mean) <= MAX_SIGN_PULL * spread:
+            problems.append(
+                f"weighted <sign M> = {mean:.3g} ± {spread:.2g} over the proposals, "
+                "not 0: q favours one vacuum"
+            )
     if problems:
         problems.append("log Z biased low, its error unreliable")
     return FlowLogZ(

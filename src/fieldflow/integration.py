@@ -20,6 +20,10 @@ import numpy as np
 from fieldflow.free_energy import gaussian_log_z
 from fieldflow.lattice import Point
 
+#: Fewer Gauss–Legendre nodes a leg than this and an integration is flagged unreliable:
+#: two nodes missed log Z by 0.1 (3σ) at L = 4, λ = 8; four agreed with sixteen.
+MIN_NODES = 4
+
 
 @dataclass(frozen=True)
 class Node:
@@ -125,8 +129,9 @@ def integrate(
     r"""log Z(s, λ) = log Z_Gauss(s₀) − Σ_nodes weight · ⟨Σ_x φ_x^p⟩.
 
     The nodes are independent ensembles, so their errors add in quadrature:
-    σ² = Σ weight² σ²(⟨Σ φ^p⟩). The quadrature error is not included; the number of nodes
-    must make it negligible (docs/decisions.md has the check at λ = 0).
+    σ² = Σ weight² σ²(⟨Σ φ^p⟩). The quadrature error is not included: with
+    :data:`MIN_NODES` nodes a leg it was below the statistical one at E1, E2 and
+    L = 4, λ = 8 (docs/benchmarks.md); with fewer the result is flagged unreliable.
 
     Args:
         means: per node name, the mean of Σ_x φ_x^p and its (Γ-method) error.
@@ -141,6 +146,11 @@ def integrate(
         value -= node.weight * mean
         variance += (node.weight * error) ** 2
     problems = sorted(f"{name}: {why}" for name, why in (unreliable or {}).items() if why)
+    if path.nodes() and path.n_nodes < MIN_NODES:
+        problems.append(
+            f"{path.n_nodes} nodes a leg < {MIN_NODES}: the quadrature error may exceed the "
+            "statistical one (docs/benchmarks.md)"
+        )
     return IntegratedLogZ(value, math.sqrt(variance), start, not problems, "; ".join(problems))
 
 
@@ -179,3 +189,18 @@ def config_problems(
         except ValueError as err:
             problems.append(f"config key 'free_energy': at {point.name or point.key}: {err}")
     return problems
+
+
+def settings_problems(settings: dict[str, dict[str, Any]], schema: dict) -> list[str]:
+    """``{sampler: node settings}`` (its config section updated by ``free_energy.settings``)
+    checked against that section's part of the config schema, keys named as in the config."""
+    from fieldflow.schema import schema_problems
+
+    [(sampler, merged)] = settings.items()
+    section = {
+        "$defs": schema.get("$defs", {}),
+        "type": "object",
+        "properties": {sampler: schema["properties"][sampler]},
+    }
+    problems, _ = schema_problems({sampler: dict(merged)}, section)
+    return [problem.replace(f"'{sampler}.", "'free_energy.settings.", 1) for problem in problems]

@@ -52,6 +52,13 @@ def read_ensemble(path: str | Path) -> xr.Dataset:
     return dataset
 
 
+#: The raw-proposal arrays of a version-1 store (``m`` arrived last, in issue 11).
+VERSION_1_PRIMARIES = {
+    f"proposal_{name}"
+    for name in ("phi2", "m", "abs_m", "m2", "m4", "ising_energy", "f_first", "correlator")
+}
+
+
 def check_primaries_version(path: Path, dataset: xr.Dataset) -> None:
     """Raise :class:`EnsembleError` if the store keeps primaries of another version.
 
@@ -62,6 +69,8 @@ def check_primaries_version(path: Path, dataset: xr.Dataset) -> None:
     if not any(str(name).startswith("proposal_") for name in dataset.data_vars):
         return
     version = int(dataset.attrs.get("primaries_version", 0))
+    if version == 0 and VERSION_1_PRIMARIES <= set(map(str, dataset.data_vars)):
+        version = 1  # written before the attr existed, with every primary of version 1
     if version < PRIMARIES_VERSION:
         raise EnsembleError(
             f"{path} stores primaries version {version}, this fieldflow needs "

@@ -10,7 +10,6 @@ rule mcmc:
         "results/benchmarks/mcmc/{mcmc}/{point}.tsv"
     params:
         point=point_params,
-        sampler=lambda w: w.mcmc,
         settings=lambda w: fieldflow.config.canonical(config[w.mcmc]),
         seed=lambda w: fieldflow.config.job_seed(config, w.mcmc, w.point),
     threads: config["threads"]

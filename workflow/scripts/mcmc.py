@@ -4,4 +4,5 @@ from fieldflow.stages import mcmc_stage, script_setup
 
 script_setup(snakemake)
 params = snakemake.params
-mcmc_stage(params.sampler, params.point, dict(params.settings), params.seed, snakemake.output[0])
+sampler = snakemake.wildcards.get("mcmc") or params.sampler  # rule mcmc, or rule integration
+mcmc_stage(sampler, params.point, dict(params.settings), params.seed, snakemake.output[0])

@@ -8,9 +8,10 @@ from matplotlib.figure import Figure
 
 from fieldflow.analysis import pull
 from fieldflow.plots import style
+from fieldflow.study import PULL_LIMIT
 
 
-def free_energy(table: pd.DataFrame, limit: float = 4.0) -> Figure:
+def free_energy(table: pd.DataFrame, limit: float = PULL_LIMIT) -> Figure:
     """results/tables/free_energy.csv: f = −log Z / V per point, and each flow's pull.
 
     Left, f with its error for every estimate (filled: a flow's raw proposals, black bars:

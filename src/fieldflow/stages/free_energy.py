@@ -77,7 +77,11 @@ def flow_row(path: str | Path) -> dict:
         raise reader.EnsembleError(f"ensemble {path} has no raw proposals (proposal_log_weight)")
     attrs = dataset.attrs
     log_weight = reader.load_array(dataset, "proposal_log_weight")
-    result = fe.flow_log_z(log_weight, seed=int(attrs["seed"]))
+    m = reader.load_array(dataset, "proposal_m") if "proposal_m" in dataset else None
+    try:
+        result = fe.flow_log_z(log_weight, seed=int(attrs["seed"]), magnetization=m)
+    except ValueError as err:
+        raise reader.EnsembleError(f"ensemble {path}: {err}") from err
     return _row(
         attrs["L"],
         attrs["s"],
