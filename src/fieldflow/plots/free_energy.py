@@ -7,6 +7,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from fieldflow.analysis import pull
+from fieldflow.free_energy import gaussian_log_z
 from fieldflow.plots import style
 from fieldflow.study import PULL_LIMIT
 
@@ -15,10 +16,10 @@ def free_energy(table: pd.DataFrame, limit: float = PULL_LIMIT) -> Figure:
     """results/tables/free_energy.csv: f = −log Z / V per point, and each flow's pull.
 
     Left, f with its error for every estimate (filled: a flow's raw proposals, black bars:
-    thermodynamic integration with MCMC). Right, the pull (log Z_flow − log Z_int) / σ of
-    each flow against the integration at the same point, with ±``limit`` in red. Hollow
-    markers are estimates flagged unreliable (too few effective proposals, or a node
-    ensemble that cannot support its error).
+    thermodynamic integration with MCMC; a black star: the exact value at λ = 0). Right,
+    the pull (log Z_flow − log Z_int) / σ of each flow against the integration at the same
+    point, with ±``limit`` in red. Hollow markers are estimates flagged unreliable (see
+    :func:`fieldflow.free_energy.flow_log_z` and :func:`fieldflow.integration.integrate`).
     """
     fig = Figure(figsize=(11, 4.5), layout="constrained")
     left, right = fig.subplots(1, 2)
@@ -58,6 +59,11 @@ def free_energy(table: pd.DataFrame, limit: float = PULL_LIMIT) -> Figure:
             linestyle="none",
             label=f"{sampler} ({method})",
         )
+    for L, s, lam in points:  # the exact value where the theory is free
+        if lam == 0 and s > 0:
+            x = style.point_index(points, L, s, lam)
+            left.plot(x, -gaussian_log_z(L, s) / L**2, marker="*", color="black", ms=12, ls="none")
+    left.plot([], [], marker="*", color="black", ms=12, ls="none", label="exact (λ = 0)")
     style.set_point_ticks(left, points)
     left.legend(fontsize="small")
     _pulls(right, table, points, limit)
