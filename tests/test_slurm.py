@@ -314,7 +314,7 @@ def test_tiny_study_through_slurm(root, tmp_path, tiny_config, slurm_cluster):
         assert states.get(slurm_id) == ("COMPLETED", slurm_cluster.partition), slurm_id
     logdir = tmp_path / ".snakemake" / "slurm_logs"
     for rule, count in SLURM_JOBS.items():
-        logs = list((logdir / f"rule_{rule}").glob("*/*.log"))
+        logs = list((logdir / f"rule_{rule}").rglob("*.log"))  # in a folder per wildcard value
         assert len(logs) == count, (rule, logs)
         assert all(log.stem in slurm_ids for log in logs)
     for _, slurm_id, log in submitted:
