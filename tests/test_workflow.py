@@ -140,7 +140,8 @@ def test_smoke_study_end_to_end(root, tmp_path):
     ]
     assert np.isfinite(integrated[["log_Z", "error"]].to_numpy()).all()
     assert free[(free.method == "flow") & (free.L == 4) & (free.s == -4.0)].pull.notna().all()
-    assert len(list((tmp_path / "results" / "integration").glob("*/*.zarr"))) == 8
+    assert len(list((tmp_path / "results" / "integration").glob("*/*.zarr"))) == 4
+    assert "2 nodes a leg < 4" in integrated.reason.iloc[0]  # smoke's 2 nodes: flagged
 
     # The L = 6 flows started from the L = 4 ones (config init_from).
     assert "initialised from" in (tmp_path / "logs/train/cnf/L6_s-4_lam6.975.log").read_text()
