@@ -26,6 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from fieldflow.analysis import ess as effective_sample_size
 from fieldflow.quality import chain_problems
 
 #: The flow estimate's error uses the bootstrap once one proposal carries more than this
@@ -133,7 +134,7 @@ def flow_log_z(
         raise ValueError("log Z needs a proposal of nonzero weight; every log w is -inf")
     w = np.exp(lw - lw.max())
     total = w.sum()
-    ess = float(total**2 / (n * (w * w).sum()))
+    ess = effective_sample_size(lw)
     log_z = log_mean_exp(lw)
     error = math.sqrt(max(1.0 / ess - 1.0, 0.0) / n)
     method = "delta"
