@@ -21,6 +21,7 @@ import pyerrors as pe
 from numpy.typing import ArrayLike
 
 from fieldflow.lattice import second_moment_length
+from fieldflow.weights import ess as ess  # re-exported: analysis.ess is the public name
 
 log = logging.getLogger(__name__)
 
@@ -44,14 +45,6 @@ class Estimate:
     error: float
     tau_int: float
     tau_int_error: float
-
-
-def ess(log_weights: np.ndarray) -> float:
-    r"""Effective sample size per sample, (Σ w)² / (N Σ w²), from log weights, in float64."""
-    lw = np.asarray(log_weights, dtype=np.float64).ravel()
-    lw = lw - lw.max()
-    w = np.exp(lw)
-    return float(w.sum() ** 2 / (lw.size * (w * w).sum()))
 
 
 def _obs(chains: np.ndarray, ensemble: str) -> pe.Obs:

@@ -26,8 +26,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from fieldflow.analysis import ess as effective_sample_size
+# The exact free theory lives with the rest of its physics; re-exported for callers here.
+from fieldflow.lattice import gaussian_log_z as gaussian_log_z
+from fieldflow.lattice import gaussian_sum_phi2 as gaussian_sum_phi2
 from fieldflow.quality import chain_problems
+from fieldflow.weights import ess as effective_sample_size
 
 #: The flow estimate's error uses the bootstrap once one proposal carries more than this
 #: share of Σ w: the delta method's normal approximation of the mean of w is then doubtful.
@@ -41,28 +44,6 @@ MAX_PARETO_K = 0.5
 #: A flow's weighted ⟨sign M⟩ more than this many errors from 0 (φ → −φ makes it exactly
 #: 0) means q covers one vacuum less than the other.
 MAX_SIGN_PULL = 4.0
-
-
-def gaussian_log_z(L: int, s: float) -> float:
-    r"""Exact log Z of the free theory on an L×L lattice, λ = 0 and s > 0.
-
-    Z = ∫ dφ e^{−φᵀAφ} = π^{V/2} det(A)^{−1/2}, with the eigenvalues of A = −Δ + s equal
-    to s + 4 Σ_μ sin²(k_μ/2) over the momenta k_μ = 2πn/L.
-    """
-    if not s > 0:
-        raise ValueError(f"the free theory needs s > 0 to be normalisable, got s={s}")
-    k = 2.0 * np.pi * np.arange(L) / L
-    khat2 = 4.0 * np.sin(k[:, None] / 2) ** 2 + 4.0 * np.sin(k[None, :] / 2) ** 2
-    return float(0.5 * L * L * math.log(math.pi) - 0.5 * np.log(s + khat2).sum())
-
-
-def gaussian_sum_phi2(L: int, s: float) -> float:
-    r"""Exact ⟨Σ_x φ_x²⟩ = −∂ log Z/∂s of the free theory: ½ Σ_k 1/(s + 4 Σ_μ sin²(k_μ/2))."""
-    if not s > 0:
-        raise ValueError(f"the free theory needs s > 0 to be normalisable, got s={s}")
-    k = 2.0 * np.pi * np.arange(L) / L
-    khat2 = 4.0 * np.sin(k[:, None] / 2) ** 2 + 4.0 * np.sin(k[None, :] / 2) ** 2
-    return float(0.5 * (1.0 / (s + khat2)).sum())
 
 
 @dataclass(frozen=True)

@@ -20,9 +20,9 @@ from typing import Any
 
 import torch
 
-from fieldflow.analysis import ess
 from fieldflow.flows import Flow
 from fieldflow.lattice import Point, action
+from fieldflow.weights import ess
 
 log = logging.getLogger(__name__)
 

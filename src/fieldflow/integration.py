@@ -17,8 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from fieldflow.free_energy import gaussian_log_z
-from fieldflow.lattice import Point
+from fieldflow.lattice import Point, gaussian_log_z
 
 #: Fewer Gauss–Legendre nodes a leg than this and an integration is flagged unreliable:
 #: two nodes missed log Z by 0.1 (3σ) at L = 4, λ = 8; four agreed with sixteen.

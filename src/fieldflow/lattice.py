@@ -168,12 +168,31 @@ def gaussian_two_point(L: int, s: float) -> np.ndarray:
     The Gaussian theory has covariance (2A)⁻¹ with A = −Δ + s, so
     G(x) = (1/V) Σ_k e^{ik·x} / (2(s + Σ_μ 4 sin²(k_μ/2))).
     """
-    if s <= 0:
+    propagator = 1.0 / (2.0 * _free_eigenvalues(L, s))
+    return np.fft.ifft2(propagator).real
+
+
+def _free_eigenvalues(L: int, s: float) -> np.ndarray:
+    r"""Eigenvalues s + Σ_μ 4 sin²(k_μ/2) of A = −Δ + s over the momenta k_μ = 2πn/L,
+    shape (L, L); a ValueError unless s > 0 (the free theory is normalisable)."""
+    if not s > 0:
         raise ValueError(f"the free theory needs s > 0 to be normalisable, got s={s}")
     k = 2.0 * np.pi * np.arange(L) / L
-    khat2 = 4.0 * np.sin(k[:, None] / 2) ** 2 + 4.0 * np.sin(k[None, :] / 2) ** 2
-    propagator = 1.0 / (2.0 * (s + khat2))
-    return np.fft.ifft2(propagator).real
+    return s + 4.0 * np.sin(k[:, None] / 2) ** 2 + 4.0 * np.sin(k[None, :] / 2) ** 2
+
+
+def gaussian_log_z(L: int, s: float) -> float:
+    r"""Exact log Z of the free theory on an L×L lattice, λ = 0 and s > 0.
+
+    Z = ∫ dφ e^{−φᵀAφ} = π^{V/2} det(A)^{−1/2}, with the eigenvalues of A = −Δ + s equal
+    to s + 4 Σ_μ sin²(k_μ/2) over the momenta k_μ = 2πn/L.
+    """
+    return float(0.5 * L * L * math.log(math.pi) - 0.5 * np.log(_free_eigenvalues(L, s)).sum())
+
+
+def gaussian_sum_phi2(L: int, s: float) -> float:
+    r"""Exact ⟨Σ_x φ_x²⟩ = −∂ log Z/∂s of the free theory: ½ Σ_k 1/(s + 4 Σ_μ sin²(k_μ/2))."""
+    return float(0.5 * (1.0 / _free_eigenvalues(L, s)).sum())
 
 
 def gaussian_observables(L: int, s: float) -> dict[str, float]:

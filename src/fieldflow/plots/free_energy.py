@@ -7,7 +7,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from fieldflow.analysis import pull
-from fieldflow.free_energy import gaussian_log_z
+from fieldflow.lattice import gaussian_log_z
 from fieldflow.plots import style
 from fieldflow.study import PULL_LIMIT
 

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from fieldflow import analysis, io, primaries, samplers
+from fieldflow import io, primaries, samplers, weights
 from fieldflow.flows import Flow, load_model
 from fieldflow.lattice import Point
 from fieldflow.mcmc.metropolis import ProposalBatch, StreamingChain, iter_proposals
@@ -70,7 +70,7 @@ def sample_flow_stage(
         out.attrs.update(
             {
                 "acceptance": acceptance,
-                "ess": analysis.ess(log_w),
+                "ess": weights.ess(log_w),
                 "sample_seconds": time.perf_counter() - start,
                 # |Δ log q| against a 2× finer integration (0 for exact coupling flows).
                 "discretisation_error": flow.discretisation_error(256, generator),
