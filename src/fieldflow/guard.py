@@ -21,17 +21,17 @@ from typing import Any
 import torch
 
 from fieldflow.flows import Flow
-from fieldflow.lattice import Point, action
+from fieldflow.theory import PointLike
 from fieldflow.weights import ess
 
 log = logging.getLogger(__name__)
 
 
 @torch.no_grad()
-def flow_ess(flow: Flow, point: Point, n: int, generator: torch.Generator) -> float:
+def flow_ess(flow: Flow, point: PointLike, n: int, generator: torch.Generator) -> float:
     """ESS per sample, (Σw)²/(N Σw²), of n fresh proposals; weights in float64."""
     phi, log_q = flow.sample(n, generator=generator)
-    log_w = -action(phi.double(), point.s, point.lam) - log_q.double()
+    log_w = -point.action(phi.double()) - log_q.double()
     return ess(log_w.cpu().numpy())
 
 
@@ -70,7 +70,7 @@ class Guard:
     def __init__(
         self,
         flow: Flow,
-        point: Point,
+        point: PointLike,
         limit: float,
         max_refinements: int,
         ess_samples: int,

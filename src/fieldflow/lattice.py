@@ -13,10 +13,14 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 from torch import Tensor
+
+if TYPE_CHECKING:
+    from fieldflow.theory import Theory
 
 #: Version of the per-configuration primaries a flow ensemble stores beside its raw proposals
 #: (:func:`primary_observables` and :func:`timeslice_correlator`, through
@@ -44,6 +48,25 @@ class Point:
     @property
     def volume(self) -> int:
         return self.L * self.L
+
+    @property
+    def theory(self) -> Theory:
+        """The ``phi4`` theory (:data:`fieldflow.theory.PHI4`)."""
+        from fieldflow.theory import PHI4  # the theory module imports this one
+
+        return PHI4
+
+    def action(self, phi: Tensor) -> Tensor:
+        """:func:`action` at this point's s and λ: φ (batch, L, L) ↦ S, shape (batch,)."""
+        return action(phi, self.s, self.lam)
+
+    def force(self, phi: Tensor) -> Tensor:
+        """:func:`force` at this point's s and λ, same shape as φ."""
+        return force(phi, self.s, self.lam)
+
+    def columns(self) -> dict[str, float]:
+        """``{"L": L, "s": s, "lam": λ}``, the point's columns in a results table."""
+        return {"L": self.L, "s": self.s, "lam": self.lam}
 
     @classmethod
     def from_key(cls, key: str) -> Point:

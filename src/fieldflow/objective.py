@@ -23,7 +23,7 @@ from torch import Tensor
 from fieldflow.errors import FieldflowError
 from fieldflow.flows import Flow
 from fieldflow.guard import ode_layers
-from fieldflow.lattice import Point, action
+from fieldflow.theory import PointLike
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +102,7 @@ class TrainingDiverged(FieldflowError, RuntimeError):
 
 
 def reverse_kl(
-    flow: Flow, point: Point, config: TrainConfig, generator: torch.Generator
+    flow: Flow, point: PointLike, config: TrainConfig, generator: torch.Generator
 ) -> tuple[Tensor, Tensor]:
     r"""The objective of one training step and its reverse-KL estimate, on a fresh batch.
 
@@ -121,7 +121,7 @@ def reverse_kl(
         phi, log_q, energy = flow.sample_with_kinetic(config.batch_size, generator)
     else:
         phi, log_q = flow.sample(config.batch_size, generator=generator)
-    s = action(phi, point.s, point.lam)
+    s = point.action(phi)
     kl = (log_q + s).mean()
     objective = kl
     if config.estimator == "path":
@@ -132,7 +132,7 @@ def reverse_kl(
     return objective, kl
 
 
-def warm_up(flow: Flow, point: Point, config: TrainConfig, generator: torch.Generator) -> int:
+def warm_up(flow: Flow, point: PointLike, config: TrainConfig, generator: torch.Generator) -> int:
     """Train the flow's global layers alone while its ODE layers are the identity.
 
     The global layers are those without ``refined`` (no ODE to integrate); the ODE layers
@@ -150,7 +150,7 @@ def warm_up(flow: Flow, point: Point, config: TrainConfig, generator: torch.Gene
     optimizer = torch.optim.Adam(alone.parameters(), lr=config.lr)
     for _ in range(config.warmup_steps):
         phi, log_q = alone.sample(config.batch_size, generator=generator)
-        loss = (log_q + action(phi, point.s, point.lam)).mean()
+        loss = (log_q + point.action(phi)).mean()
         if not torch.isfinite(loss):
             raise TrainingDiverged("loss non-finite in the warm-up of the global layers")
         optimizer.zero_grad(set_to_none=True)

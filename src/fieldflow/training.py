@@ -42,7 +42,6 @@ from tqdm.auto import tqdm
 from fieldflow.checkpoint import read_checkpoint, training_state, write_checkpoint
 from fieldflow.flows import Flow, without_saved_masks
 from fieldflow.guard import Guard, Snapshot, ode_layers
-from fieldflow.lattice import Point
 from fieldflow.objective import (
     ESTIMATORS,
     TrainConfig,
@@ -51,6 +50,7 @@ from fieldflow.objective import (
     reverse_kl,
     warm_up,
 )
+from fieldflow.theory import PointLike
 
 __all__ = [
     "ESTIMATORS",
@@ -98,7 +98,7 @@ class TrainResult:
 
 def train(
     flow: Flow,
-    point: Point,
+    point: PointLike,
     config: TrainConfig,
     seed: int,
     checkpoint: str | Path | None = None,
@@ -113,7 +113,7 @@ def train(
 
     Args:
         flow: the flow, already on its device.
-        point: the (L, s, λ) of the target.
+        point: the target, of any theory (its action S gives the loss).
         config: budget and optimiser settings.
         seed: seeds the noise of every step, so a run is reproducible.
         checkpoint: path written every ``checkpoint_every`` steps and read at start.

@@ -4,6 +4,8 @@ r"""HMC's burn-in: the step size tuned towards a target acceptance and, with
 τ = c ξ₂ from the second-moment correlation length measured on the burn-in chains (see
 :mod:`fieldflow.mcmc.hmc` for why τ ∝ ξ); ε by Robbins–Monro on log ε. Both are frozen
 after the burn-in, so the production chain is an exact Markov chain with a fixed kernel.
+The step-size tuning works for any theory; ``"auto"`` needs the theory's primaries ``m2``
+and ``f_first`` for ξ₂ (φ⁴), and is refused for a theory without them (U(1)).
 """
 
 from __future__ import annotations
@@ -17,8 +19,9 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from fieldflow.lattice import Point, primary_observables, second_moment_length
+from fieldflow.lattice import second_moment_length
 from fieldflow.mcmc.integrators import INTEGRATORS, trajectory
+from fieldflow.theory import PointLike
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +32,8 @@ TAU0 = 1.0
 #: half the quarter period π/(2√2) ξ₂ of the slowest free mode, as past it τ_int(χ₂)
 #: levels off near 2 rather than falling towards ½.
 TRAJECTORY_PER_XI = 0.5
+#: The primaries ξ₂ is measured from: M²/V and F at the first non-zero momentum.
+XI_PRIMARIES = ("m2", "f_first")
 
 
 def steps_for(trajectory_length: float, eps: float) -> tuple[float, int]:
@@ -39,7 +44,7 @@ def steps_for(trajectory_length: float, eps: float) -> tuple[float, int]:
 
 def tune_step_size(
     phi: Tensor,
-    point: Point,
+    point: PointLike,
     n_trajectories: int,
     trajectory_length: float,
     target_acceptance: float,
@@ -67,9 +72,13 @@ def tune_step_size(
 
 
 class _CorrelationLength:
-    """Running ⟨M²⟩/V and F over all chains from trajectory ``start`` on; ξ₂ from them."""
+    """Running ⟨M²⟩/V and F over all chains from trajectory ``start`` on; ξ₂ from them.
 
-    def __init__(self, start: int) -> None:
+    The primaries ``m2`` and ``f_first`` come from ``point``'s theory (φ⁴'s).
+    """
+
+    def __init__(self, point: PointLike, start: int) -> None:
+        self.primaries = point.theory.primaries
         self.start = start
         self.m2 = 0.0
         self.f_first = 0.0
@@ -77,7 +86,7 @@ class _CorrelationLength:
 
     def __call__(self, t: int, phi: Tensor) -> None:
         if t >= self.start:
-            primaries = primary_observables(phi)
+            primaries = self.primaries(phi)
             self.m2 += primaries["m2"].sum().item()
             self.f_first += primaries["f_first"].sum().item()
             self.count += phi.shape[0]
@@ -112,8 +121,16 @@ def auto_trajectory_length(
     return min(max(trajectory_per_xi * xi, TAU0), max(L / 2.0, TAU0))
 
 
-def check_trajectory_length(trajectory_length: float | str) -> None:
+def check_trajectory_length(trajectory_length: float | str, point: PointLike | None = None) -> None:
+    """A ValueError unless τ is a positive number, or ``"auto"`` for a theory with ξ₂
+    (whose primaries include ``m2`` and ``f_first``; not checked without ``point``)."""
     if trajectory_length == "auto":
+        if point is not None and not set(XI_PRIMARIES) <= set(point.theory.primary_names(point.L)):
+            raise ValueError(
+                f'trajectory_length "auto" picks τ from the correlation length ξ₂, which the '
+                f"{point.theory.name} theory does not define (point {point.key}); give a "
+                "positive number"
+            )
         return
     ok = isinstance(trajectory_length, numbers.Real) and not isinstance(trajectory_length, bool)
     if not (ok and math.isfinite(trajectory_length) and trajectory_length > 0):
@@ -124,7 +141,7 @@ def check_trajectory_length(trajectory_length: float | str) -> None:
 
 def auto_burn_in(
     phi: Tensor,
-    point: Point,
+    point: PointLike,
     burn_in: int,
     trajectory_per_xi: float,
     target_acceptance: float,
@@ -138,7 +155,7 @@ def auto_burn_in(
     quarter thermalises). Returns (φ, ε, τ).
     """
     first = burn_in // 2
-    xi = _CorrelationLength(start=first // 2)
+    xi = _CorrelationLength(point, start=first // 2)
     phi, eps = tune_step_size(
         phi,
         point,

@@ -4,10 +4,15 @@ A baseline *streams* its kept draws into a :class:`DrawSink` as it makes them (t
 pipeline's sink is :class:`fieldflow.io.EnsembleWriter`, which writes them to disk chunk by
 chunk) and returns a :class:`ChainSummary`; :func:`collect` keeps them in memory instead,
 as one :class:`ChainResult`.
+
+A draw is one configuration of the point's theory: φ⁴'s φ (L, L) or U(1)'s links (2, L, L).
+Its shape reaches :meth:`DrawSink.start` as ``L`` where it is (L, L), the form every sink
+takes, and as the whole shape otherwise (:func:`sink_shape`).
 """
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -15,17 +20,23 @@ from typing import Any, Protocol
 import numpy as np
 from numpy.typing import DTypeLike
 
-from fieldflow.lattice import Point
+from fieldflow.theory import PointLike
+
+#: The shape of one draw as :meth:`DrawSink.start` takes it: L for (L, L), else the shape.
+DrawShape = int | tuple[int, ...]
 
 
 class DrawSink(Protocol):
     """Where a baseline puts its kept draws: declared once, then block by block along draw."""
 
-    def start(self, n_chains: int, n_draws: int, L: int, per_draw: Mapping[str, DTypeLike]) -> None:
-        """Declare φ (n_chains, n_draws, L, L) and the per-draw series with their dtypes."""
+    def start(
+        self, n_chains: int, n_draws: int, L: DrawShape, per_draw: Mapping[str, DTypeLike]
+    ) -> None:
+        """Declare φ (n_chains, n_draws, L, L), or (n_chains, n_draws, *L) for a tuple
+        ``L`` (:func:`sink_shape`), and the per-draw series with their dtypes."""
 
     def append(self, phi: np.ndarray, per_draw: Mapping[str, np.ndarray]) -> None:
-        """The next k draws of every chain: φ (chain, k, L, L), each series (chain, k)."""
+        """The next k draws of every chain: φ (chain, k, *shape), each series (chain, k)."""
 
 
 @dataclass(frozen=True)
@@ -48,7 +59,7 @@ class ChainResult:
     """Kept draws of a batch of Markov chains, in memory.
 
     Attributes:
-        phi: configurations, shape (chain, draw, L, L), float32.
+        phi: configurations, shape (chain, draw, *field_shape), float32.
         per_draw: per-draw series, each shape (chain, draw); always ``action`` (float64),
             plus sampler-specific ones (HMC: ``accepted``; cluster: ``cluster_fraction``).
         acceptance, info: as in :class:`ChainSummary`.
@@ -68,8 +79,10 @@ class Collect:
         self.per_draw: dict[str, np.ndarray] = {}
         self._filled = 0
 
-    def start(self, n_chains: int, n_draws: int, L: int, per_draw: Mapping[str, DTypeLike]) -> None:
-        self.phi = np.empty((n_chains, n_draws, L, L), dtype=np.float32)
+    def start(
+        self, n_chains: int, n_draws: int, L: DrawShape, per_draw: Mapping[str, DTypeLike]
+    ) -> None:
+        self.phi = np.empty((n_chains, n_draws, *draw_shape(L)), dtype=np.float32)
         shape = (n_chains, n_draws)
         self.per_draw = {name: np.empty(shape, dtype) for name, dtype in per_draw.items()}
 
@@ -81,11 +94,27 @@ class Collect:
         self._filled = draws.stop
 
 
-ChainStream = Callable[[Point, dict[str, Any], int, DrawSink, bool], ChainSummary]
+def sink_shape(point: PointLike) -> DrawShape:
+    """How to declare the point's draws to a :class:`DrawSink`: ``L`` where a draw is
+    (L, L) (φ⁴), else the theory's field shape, e.g. (2, L, L) for U(1) links."""
+    shape = point.theory.field_shape(point.L)
+    return point.L if shape == (point.L, point.L) else shape
+
+
+def draw_shape(L: DrawShape) -> tuple[int, ...]:
+    """The shape of one draw from its declared form: (L, L) for an int, else ``L`` itself."""
+    return (int(L), int(L)) if isinstance(L, numbers.Integral) else tuple(L)
+
+
+ChainStream = Callable[[PointLike, dict[str, Any], int, DrawSink, bool], ChainSummary]
 
 
 def collect(
-    stream: ChainStream, point: Point, settings: dict[str, Any], seed: int, progress: bool = True
+    stream: ChainStream,
+    point: PointLike,
+    settings: dict[str, Any],
+    seed: int,
+    progress: bool = True,
 ) -> ChainResult:
     """Run a streaming baseline with its draws kept in memory, as one :class:`ChainResult`."""
     sink = Collect()

@@ -1,13 +1,15 @@
-r"""Hybrid Monte Carlo for φ⁴, many chains advanced together as one batch.
+r"""Hybrid Monte Carlo for any theory, many chains advanced together as one batch.
 
-H(φ, π) = ½ Σ_x π_x² + S(φ). A trajectory of length τ (1 by default) is integrated with
-leapfrog or Omelyan's second-order minimum-norm scheme, then accepted with probability
-min(1, e^{−ΔH}) per chain. The step size is tuned during burn-in only (Robbins–Monro on
-log ε towards a target acceptance) and then frozen, so the production chain is an exact
-Markov chain with a fixed kernel.
+H(φ, π) = ½ Σ_x π_x² + S(φ), with S and its force from the point
+(:class:`fieldflow.theory.PointLike`: φ⁴ fields or U(1) link angles). A trajectory of
+length τ (1 by default) is integrated with leapfrog or Omelyan's second-order minimum-norm
+scheme, then accepted with probability min(1, e^{−ΔH}) per chain. The step size is tuned
+during burn-in only (Robbins–Monro on log ε towards a target acceptance) and then frozen,
+so the production chain is an exact Markov chain with a fixed kernel.
 
 With ``trajectory_length="auto"`` the burn-in also picks τ for the point: τ = c ξ₂ from the
-second-moment correlation length measured on the burn-in chains. The slowest (k = 0) free
+second-moment correlation length measured on the burn-in chains (φ⁴ only: a theory
+without ξ₂, such as U(1), needs a numeric τ). The slowest (k = 0) free
 mode has ω² = 2 s_eff ≈ 2/ξ², so a fixed τ moves it by ωτ ∝ 1/ξ per trajectory and τ_int
 grows as ξ² (z ≈ 2); τ ∝ ξ turns it by a fixed angle instead, so for a free field τ_int
 per trajectory would not grow at all (z ≈ 0), while each trajectory costs ∝ ξ more
@@ -29,7 +31,6 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from fieldflow.lattice import Point
 from fieldflow.mcmc.burnin import (
     TAU0,
     TRAJECTORY_PER_XI,
@@ -46,9 +47,11 @@ from fieldflow.mcmc.chain import (
     DrawSink,
     check_thin,
     collect,
+    sink_shape,
 )
 from fieldflow.mcmc.integrators import INTEGRATORS, OMELYAN_XI, leapfrog, omelyan, trajectory
 from fieldflow.mcmc.timing import Stopwatch, UpdateTime
+from fieldflow.theory import PointLike
 
 __all__ = [
     "INTEGRATORS",
@@ -90,8 +93,9 @@ class HMCRun:
 
 @dataclass(frozen=True)
 class HMCResult(HMCRun):
-    """An :class:`HMCRun` with its kept draws in memory: φ (chain, draw, L, L) float32; S
-    and the acceptance flag of the trajectory that produced each draw, per (chain, draw)."""
+    """An :class:`HMCRun` with its kept draws in memory: φ (chain, draw, *field_shape)
+    float32; S and the acceptance flag of the trajectory that produced each draw, per
+    (chain, draw)."""
 
     phi: np.ndarray
     action: np.ndarray
@@ -99,7 +103,7 @@ class HMCResult(HMCRun):
 
 
 def hmc_stream(
-    point: Point,
+    point: PointLike,
     n_chains: int,
     n_trajectories: int,
     burn_in: int,
@@ -115,6 +119,9 @@ def hmc_stream(
 ) -> HMCRun:
     """Run ``n_chains`` HMC chains in float64 from a cold start; keep n_trajectories each.
 
+    The cold start is 0.1 · N(0, 1) on every component of the theory's field shape, taken
+    to its canonical form (U(1) links near the identity).
+
     After the burn-in, ``n_trajectories * thin`` trajectories run and the state after every
     ``thin``-th goes to ``sink`` (declared (n_chains, n_trajectories) draws of φ, per draw
     ``action`` and ``accepted``) as soon as it is made, so memory does not grow with the run.
@@ -127,18 +134,19 @@ def hmc_stream(
     ``trajectory_length="auto"`` splits the burn-in: its first half tunes ε at τ₀ = 1 and
     measures ξ₂, then τ = ``trajectory_per_xi`` · ξ₂ (:func:`auto_trajectory_length`) and
     the second half re-tunes ε at that τ. Both are frozen for the production trajectories.
+    A theory without ξ₂ (U(1)) refuses ``"auto"`` with a ValueError.
     """
     if not 0 <= jitter < 1:
         raise ValueError(f"jitter must be in [0, 1), got {jitter}")
     if integrator not in INTEGRATORS:
         raise ValueError(f"unknown integrator {integrator!r}; known: {sorted(INTEGRATORS)}")
-    check_trajectory_length(trajectory_length)
+    check_trajectory_length(trajectory_length, point)
     if not (math.isfinite(trajectory_per_xi) and trajectory_per_xi > 0):
         raise ValueError(f"trajectory_per_xi must be positive, got {trajectory_per_xi}")
     thin = check_thin(thin)
     generator = torch.Generator().manual_seed(seed)
-    shape = (n_chains, point.L, point.L)
-    phi = 0.1 * torch.randn(shape, generator=generator, dtype=torch.float64)
+    shape = (n_chains, *point.theory.field_shape(point.L))
+    phi = point.theory.canonical(0.1 * torch.randn(shape, generator=generator, dtype=torch.float64))
     if trajectory_length == "auto":
         phi, eps, tau = auto_burn_in(
             phi,
@@ -165,7 +173,8 @@ def hmc_stream(
     eps, n_steps = steps_for(tau, eps)
     log.info("HMC step size %.4f, %d steps per trajectory of %.3f", eps, n_steps, tau)
     step = INTEGRATORS[integrator]
-    sink.start(n_chains, n_trajectories, point.L, {"action": np.float64, "accepted": np.bool_})
+    per_draw = {"action": np.float64, "accepted": np.bool_}
+    sink.start(n_chains, n_trajectories, sink_shape(point), per_draw)
     n_updates = n_trajectories * thin
     low = max(1, math.floor((1.0 - jitter) * n_steps))
     high = max(low, math.ceil((1.0 + jitter) * n_steps))
@@ -188,7 +197,7 @@ def hmc_stream(
 
 
 def hmc(
-    point: Point, n_chains: int, n_trajectories: int, burn_in: int, seed: int, **options: Any
+    point: PointLike, n_chains: int, n_trajectories: int, burn_in: int, seed: int, **options: Any
 ) -> HMCResult:
     """:func:`hmc_stream` with its draws kept in memory; ``options`` are its keywords."""
     sink = Collect()
@@ -202,7 +211,7 @@ def hmc(
 
 
 def stream(
-    point: Point, settings: dict[str, Any], seed: int, sink: DrawSink, progress: bool = True
+    point: PointLike, settings: dict[str, Any], seed: int, sink: DrawSink, progress: bool = True
 ) -> ChainSummary:
     """The pipeline's HMC entry point: :func:`hmc_stream` with the config's ``hmc`` settings.
 
@@ -213,7 +222,7 @@ def stream(
             ``target_acceptance``, ``integrator``, ``trajectory_jitter``,
             ``trajectory_per_xi``.
         seed: seeds every random stream.
-        sink: receives φ (chain, draw, L, L) float32, per draw ``action`` (float64) and
+        sink: receives φ (chain, draw, *field_shape) float32, per draw ``action`` (float64) and
             ``accepted`` (bool), a kept trajectory at a time.
     Returns:
         the acceptance over all production trajectories; info ``step_size`` ε,
@@ -249,6 +258,8 @@ def stream(
     )
 
 
-def run(point: Point, settings: dict[str, Any], seed: int, progress: bool = True) -> ChainResult:
+def run(
+    point: PointLike, settings: dict[str, Any], seed: int, progress: bool = True
+) -> ChainResult:
     """:func:`stream` with the draws kept in memory, as one :class:`ChainResult`."""
     return collect(stream, point, settings, seed, progress)

@@ -20,8 +20,8 @@ import numpy as np
 import torch
 
 from fieldflow.flows import Flow
-from fieldflow.lattice import Point, action
 from fieldflow.mcmc.timing import Stopwatch, UpdateTime, clock_for
+from fieldflow.theory import PointLike
 
 #: Proposals are drawn in at least this many timed batches (fewer only if n is smaller).
 MIN_TIMED_BATCHES = 8
@@ -29,7 +29,7 @@ MIN_TIMED_BATCHES = 8
 
 @dataclass(frozen=True)
 class Proposals:
-    """Independent flow samples: φ (n, L, L) float32, log q and S (n,) float64.
+    """Independent flow samples: φ (n, *field_shape) float32, log q and S (n,) float64.
 
     ``timing``: seconds per proposal (drawing it, its log q and S), from the timed batches.
     """
@@ -46,8 +46,8 @@ class Proposals:
 
 @dataclass(frozen=True)
 class ProposalBatch:
-    """Consecutive flow samples (or the chain's states after them): φ (k, L, L) float32,
-    log q and S (k,) float64."""
+    """Consecutive flow samples (or the chain's states after them): φ (k, *field_shape)
+    float32, log q and S (k,) float64."""
 
     phi: np.ndarray
     log_q: np.ndarray
@@ -78,7 +78,7 @@ class FlowChain:
 
 def iter_proposals(
     flow: Flow,
-    point: Point,
+    point: PointLike,
     n: int,
     batch_size: int,
     generator: torch.Generator,
@@ -94,13 +94,13 @@ def iter_proposals(
         size = min(batch_size, n - start)
         with watch.batch(size), torch.no_grad():
             phi, log_q = flow.sample(size, generator=generator)
-            s = action(phi.double(), point.s, point.lam).cpu().numpy()
+            s = point.action(phi.double()).cpu().numpy()
             batch = ProposalBatch(phi.float().cpu().numpy(), log_q.double().cpu().numpy(), s)
         yield batch
 
 
 def flow_proposals(
-    flow: Flow, point: Point, n: int, batch_size: int, generator: torch.Generator
+    flow: Flow, point: PointLike, n: int, batch_size: int, generator: torch.Generator
 ) -> Proposals:
     """Draw n proposals in batches; φ is kept in float32, S and log w in float64.
 
