@@ -3,7 +3,8 @@ r"""Statistics: Γ-method means, errors and integrated autocorrelation times, an
 Errors and τ_int follow Wolff's Γ-method with automatic windowing (hep-lat/0306017,
 S = 2) as implemented by pyerrors; the chains of an ensemble enter as replicas. τ_int is
 ½ for uncorrelated data. Derived observables (the Binder cumulant and the second-moment
-correlation length) are built from primary means so that their errors are propagated.
+correlation length; U(1)'s χ_t = ⟨Q²⟩/V) are built from primary means so that their errors
+are propagated; each theory says how (:attr:`fieldflow.theory.Theory.derive`).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import logging
 import math
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -21,20 +22,13 @@ import pyerrors as pe
 from numpy.typing import ArrayLike
 
 from fieldflow.lattice import second_moment_length
+from fieldflow.theory import PHI4, PHI4_OBSERVABLES, Theory
 from fieldflow.weights import ess as ess  # re-exported: analysis.ess is the public name
 
 log = logging.getLogger(__name__)
 
-#: Observable names of DESIGN.md §1, in table order.
-OBSERVABLES = (
-    "phi2",
-    "abs_magnetization",
-    "susceptibility",
-    "ising_energy",
-    "binder",
-    "correlation_length",
-    "magnetization",
-)
+#: Observable names of DESIGN.md §1, in table order (then ``pole_mass``, from C(t)).
+OBSERVABLES = PHI4_OBSERVABLES[:-1]
 
 
 @dataclass(frozen=True)
@@ -95,28 +89,47 @@ def observables(
     L: int,
     S: float = 2.0,
     log_weights: np.ndarray | None = None,
+    theory: Theory = PHI4,
 ) -> dict[str, Estimate]:
-    r"""Every observable of DESIGN.md §1 from per-configuration primaries.
+    r"""Every observable of a theory (φ⁴: DESIGN.md §1; U(1): §2b) from its primaries.
 
     Args:
-        primaries: the fields of :func:`fieldflow.lattice.primary_observables`, each of
-            shape (chain, draw).
-        L: lattice size, for the correlation length.
+        primaries: the theory's per-configuration measurements
+            (:attr:`fieldflow.theory.Theory.measurements`), each of shape (chain, draw), or
+            (chain, draw, t) for a correlator.
+        L: lattice size, for the correlation length (φ⁴) or the volume V = L² (U(1)).
         S: the Γ-method's windowing parameter.
         log_weights: if given, shape (chain, draw): the configurations are raw flow
             proposals with importance weights w = exp(log_weights), and every primary
             average becomes the self-normalised ratio ⟨wO⟩_q / ⟨w⟩_q, whose error the
             Γ-method propagates through the ratio (the delta method).
+        theory: how the observables derive from the primaries' means
+            (:attr:`~fieldflow.theory.Theory.derive`).
     Returns:
-        an :class:`Estimate` per observable name of :data:`OBSERVABLES`, then
-        ``pole_mass`` if the primaries hold a ``correlator``. An estimate whose primary is
-        missing is NaN: ``magnetization`` from primaries without ``m`` (the raw proposals
-        of an ensemble written before fieldflow stored them).
-
-    U = 1 − ⟨M⁴⟩/(3⟨M²⟩²) and ξ₂ = sqrt(χ₂/F − 1) / (2 sin(π/L)).
+        an :class:`Estimate` per observable, in table order: φ⁴'s :data:`OBSERVABLES`, then
+        ``pole_mass`` if the primaries hold a ``correlator`` (:func:`phi4_observables`);
+        U(1)'s ``plaquette``, ``topological_susceptibility``, ``topological_charge``. An
+        undefined estimate is NaN.
     """
     ens = "ens"
     o = _primary_obs(primaries, log_weights, ens)
+    nan = Estimate(math.nan, math.nan, math.nan, math.nan)
+    return {
+        name: nan if obs is None else _estimate(obs, ens, S)
+        for name, obs in theory.derive(o, L).items()
+    }
+
+
+def phi4_observables(o: Mapping[str, Any], L: int) -> dict[str, pe.Obs | None]:
+    r"""φ⁴'s observables (DESIGN.md §1) from the Γ-method means ``o`` of its primaries.
+
+    :data:`OBSERVABLES`, then ``pole_mass`` if ``o`` holds a ``correlator``; None where
+    undefined: ``correlation_length`` where χ₂/F − 1 ≤ 0, ``pole_mass`` without an effective
+    mass on the plateau, ``magnetization`` from primaries without ``m`` (the raw proposals
+    of an ensemble written before fieldflow stored them).
+
+    U = 1 − ⟨M⁴⟩/(3⟨M²⟩²) and ξ₂ = sqrt(χ₂/F − 1) / (2 sin(π/L)).
+    """
     derived = {
         "phi2": o["phi2"],
         "abs_magnetization": o["abs_m"],
@@ -135,10 +148,8 @@ def observables(
     mass = _pole_mass(o["correlator"], L) if "correlator" in o else None
     if mass is not None:
         derived["pole_mass"] = mass
-    result = {name: _estimate(obs, ens, S) for name, obs in derived.items()}
-    nan = Estimate(math.nan, math.nan, math.nan, math.nan)
     names = OBSERVABLES + (("pole_mass",) if "correlator" in o else ())
-    return {name: result.get(name, nan) for name in names}
+    return {name: derived.get(name) for name in names}
 
 
 def _primary_obs(

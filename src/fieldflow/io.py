@@ -14,6 +14,11 @@ most :data:`MAX_CHUNK_DRAWS` draws and :data:`MAX_CHUNK_VALUES` values, so that
 :class:`EnsembleWriter` (which writes a store chunk by chunk as a sampler produces it) and
 :func:`iter_chunks` (which reads one back chunk by chunk) hold one chunk, not the ensemble.
 
+The field is the theory's (the ``theory`` attr, φ⁴ where absent;
+:attr:`fieldflow.theory.Theory.field`): φ⁴'s ``phi`` (chain, draw, x, y) or U(1)'s ``links``
+(chain, draw, mu, x, y), float32; the point's parameters are attrs (φ⁴: L, s, lam; U(1):
+L, beta).
+
 This module writes; reading back is :mod:`fieldflow.reader` (re-exported here, as are the
 helpers for partial files of :mod:`fieldflow.files`), so ``fieldflow.io`` is the one place
 to import storage from.
@@ -23,6 +28,7 @@ from __future__ import annotations
 
 import glob
 import logging
+import numbers
 import shutil
 import uuid
 import warnings
@@ -37,7 +43,6 @@ from numpy.typing import DTypeLike
 
 from fieldflow.column import ChunkedColumn as _Column
 from fieldflow.files import discard, remove_stale_partials, versions
-from fieldflow.lattice import PRIMARIES_VERSION
 from fieldflow.reader import (
     EnsembleError,
     check_chunks,
@@ -46,7 +51,9 @@ from fieldflow.reader import (
     load_array,
     load_phi,
     read_ensemble,
+    theory_of,
 )
+from fieldflow.theory import stored_theory
 
 __all__ = [
     "MAX_CHUNK_DRAWS",
@@ -65,12 +72,14 @@ __all__ = [
     "load_phi",
     "read_ensemble",
     "remove_stale_partials",
+    "theory_of",
     "versions",
     "write_ensemble",
 ]
 
 log = logging.getLogger(__name__)
 
+#: The attrs every φ⁴ store has (:attr:`fieldflow.theory.Theory.required_attrs`).
 REQUIRED_ATTRS = ("L", "s", "lam", "sampler", "seed", "versions")
 #: Most draws (or proposals) of one chain in one chunk.
 MAX_CHUNK_DRAWS = 4096
@@ -84,15 +93,19 @@ def ensemble_dataset(
     attrs: dict[str, Any],
     per_proposal: dict[str, np.ndarray] | None = None,
 ) -> xr.Dataset:
-    """Dataset with ``phi`` (chain, draw, x, y) float32 and per-draw (chain, draw) fields.
+    """Dataset with the field (chain, draw, *field dims) float32 and per-draw (chain, draw)
+    fields.
 
-    ``per_proposal`` fields (flows only) describe every raw proposal of each chain, dims
-    (chain, proposal[, t]); they are stored as ``proposal_<name>`` for the reweighting
-    estimator.
+    The field is that of the theory ``attrs["theory"]`` names (φ⁴ without it): ``phi``
+    (chain, draw, x, y) or U(1)'s ``links`` (chain, draw, mu, x, y). ``per_proposal`` fields
+    (flows only) describe every raw proposal of each chain, dims (chain, proposal[, t]);
+    they are stored as ``proposal_<name>`` for the reweighting estimator.
     """
-    if phi.ndim != 4:
-        raise ValueError(f"phi must have shape (chain, draw, x, y), got {phi.shape}")
-    data = {"phi": (("chain", "draw", "x", "y"), np.asarray(phi, dtype=np.float32))}
+    theory = stored_theory(attrs)
+    dims = ("chain", "draw", *theory.field_dims)
+    if phi.ndim != len(dims):
+        raise ValueError(f"{theory.field} must have shape ({', '.join(dims)}), got {phi.shape}")
+    data = {theory.field: (dims, np.asarray(phi, dtype=np.float32))}
     for name, values in per_draw.items():
         values = np.asarray(values)
         if values.shape != phi.shape[:2]:
@@ -106,7 +119,7 @@ def ensemble_dataset(
             raise ValueError(f"proposal_{name} has {values.shape[0]} chains, not {phi.shape[0]}")
         dims = ("chain", "proposal", "t")[: values.ndim]
         data[f"proposal_{name}"] = (dims, values)
-    missing = [key for key in REQUIRED_ATTRS if key not in attrs]
+    missing = [key for key in theory.required_attrs if key not in attrs]
     if missing:
         raise ValueError(f"ensemble attrs lack {missing}")
     return xr.Dataset(data, attrs=dict(attrs))
@@ -154,12 +167,14 @@ def _create(tmp: Path, dataset: xr.Dataset, n_draws: int) -> None:
     """Write ``dataset`` to ``tmp``, flagged incomplete, every chunk written.
 
     Unless its attrs say otherwise, the store records the version of the primaries this
-    fieldflow computes (``primaries_version``, :data:`fieldflow.lattice.PRIMARIES_VERSION`),
-    which :func:`read_ensemble` checks where primaries are stored.
+    fieldflow computes for its theory (``primaries_version``,
+    :attr:`fieldflow.theory.Theory.primaries_version`; φ⁴:
+    :data:`fieldflow.lattice.PRIMARIES_VERSION`), which :func:`read_ensemble` checks where
+    primaries are stored.
     """
     dataset = dataset.copy()
     dataset.attrs.update(complete=False, all_chunks=True)
-    dataset.attrs.setdefault("primaries_version", PRIMARIES_VERSION)
+    dataset.attrs.setdefault("primaries_version", stored_theory(dataset.attrs).primaries_version)
     dataset.to_zarr(
         tmp,
         mode="w",
@@ -206,7 +221,8 @@ class EnsembleWriter:
 
     ``with EnsembleWriter(path, attrs) as out:``, then :meth:`start` declares the full
     shapes, which creates the store under a temporary name with the chunks and codecs of
-    :func:`write_ensemble`; :meth:`append` and :meth:`append_proposals` add the next draws
+    :func:`write_ensemble` (the field is the one of the theory ``attrs["theory"]`` names,
+    φ⁴ without it); :meth:`append` and :meth:`append_proposals` add the next draws
     (proposals) of every chain, or of one chain, and write each chunk once it is full.
     Leaving the block normally checks that every array is full, writes :attr:`attrs`
     (update them meanwhile, e.g. with timings), then ``complete``, and renames the store
@@ -217,6 +233,8 @@ class EnsembleWriter:
     def __init__(self, path: str | Path, attrs: Mapping[str, Any]) -> None:
         self.path = Path(path)
         self.attrs: dict[str, Any] = dict(attrs)
+        #: The name of the field's array, the theory's (``phi``, ``links``).
+        self.field = stored_theory(self.attrs).field
         #: Lengths of the dimensions ``chain`` and ``draw``, once :meth:`start` set them.
         self.sizes: dict[str, int] = {}
         self._tmp: Path | None = None
@@ -240,13 +258,15 @@ class EnsembleWriter:
         self,
         n_chains: int,
         n_draws: int,
-        L: int,
+        shape: int | tuple[int, ...],
         per_draw: Mapping[str, DTypeLike],
         per_proposal: Mapping[str, tuple[int, ...]] | None = None,
     ) -> None:
-        """Create the store: φ (n_chains, n_draws, L, L) and the arrays to come.
+        """Create the store: the field (n_chains, n_draws, *shape) and the arrays to come.
 
         Args:
+            shape: the shape of one draw, the theory's ``field_shape(L)``: (L, L) for φ⁴,
+                (2, L, L) for U(1); an int L stands for (L, L).
             per_draw: dtype of each per-draw series, stored (chain, draw) as by
                 :func:`ensemble_dataset` (floats as float64).
             per_proposal: shape of each per-proposal series of one chain, (n_proposals,)
@@ -257,8 +277,10 @@ class EnsembleWriter:
         if self._tmp is not None:
             raise ValueError(f"{self.path}: the store was already started")
         per_proposal = dict(per_proposal or {})
+        if isinstance(shape, numbers.Integral):
+            shape = (int(shape), int(shape))
         template = ensemble_dataset(
-            np.zeros((n_chains, 0, L, L), dtype=np.float32),
+            np.zeros((n_chains, 0, *shape), dtype=np.float32),
             {name: np.zeros((n_chains, 0), dtype=dtype) for name, dtype in per_draw.items()},
             self.attrs,
             {name: np.zeros((n_chains, 0, *shape[1:])) for name, shape in per_proposal.items()},
@@ -267,7 +289,7 @@ class EnsembleWriter:
         tmp = _partial_name(self.path)
         self._tmp = tmp
         _create(tmp, template, n_draws)
-        lengths = {name: n_draws for name in ("phi", *per_draw)}
+        lengths = {name: n_draws for name in (self.field, *per_draw)}
         lengths.update({f"proposal_{name}": shape[0] for name, shape in per_proposal.items()})
         group = zarr.open_group(tmp, mode="r+")
         for name, length in lengths.items():
@@ -278,15 +300,15 @@ class EnsembleWriter:
     def append(
         self, phi: np.ndarray, per_draw: Mapping[str, np.ndarray], chain: int | None = None
     ) -> None:
-        """The next draws: φ (chain, k, L, L) and each series (chain, k) of every chain, or
-        with ``chain``, φ (k, L, L) and series (k,) of that chain. Every declared series
-        comes with φ."""
+        """The next draws: the field (chain, k, *shape) and each series (chain, k) of every
+        chain, or with ``chain``, the field (k, *shape) and series (k,) of that chain. Every
+        declared series comes with the field."""
         self._check_started()
-        names = {"phi", *per_draw}
+        names = {self.field, *per_draw}
         expected = {name for name in self._columns if not name.startswith("proposal_")}
         if names != expected:
             raise ValueError(f"{self.path}: append gets {sorted(names)}, not {sorted(expected)}")
-        self._add({"phi": phi, **per_draw}, chain)
+        self._add({self.field: phi, **per_draw}, chain)
 
     def append_proposals(self, values: Mapping[str, np.ndarray], chain: int | None = None) -> None:
         """The next raw proposals of every chain, each (chain, k[, t]), or of ``chain``."""

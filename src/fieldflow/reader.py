@@ -2,7 +2,11 @@
 
 An ensemble (written by :mod:`fieldflow.io`) is usable only if its writer finished, every
 chunk of every array is on disk and passes its CRC32C, and the primaries stored beside a
-flow's raw proposals are of this fieldflow's :data:`~fieldflow.lattice.PRIMARIES_VERSION`.
+flow's raw proposals are of this fieldflow's version for the store's theory
+(:attr:`~fieldflow.theory.Theory.primaries_version`). A store's ``theory`` attr names its
+theory (:func:`theory_of`; φ⁴ where absent, as in stores written before there were
+theories), and with it the name and dims of its field: φ⁴'s ``phi`` (chain, draw, x, y),
+U(1)'s ``links`` (chain, draw, mu, x, y).
 Anything else is an :class:`EnsembleError` naming the store, never fill values, wrong
 numbers or a ``KeyError``.
 """
@@ -19,11 +23,24 @@ import xarray as xr
 
 from fieldflow.errors import FieldflowError
 from fieldflow.files import one_line
-from fieldflow.lattice import PRIMARIES_VERSION
+from fieldflow.theory import PHI4, Theory, stored_theory
 
 
 class EnsembleError(FieldflowError, RuntimeError):
     """An ensemble store that is missing, incomplete, corrupt or out of date."""
+
+
+def theory_of(dataset: xr.Dataset) -> Theory:
+    """The theory of an ensemble, by its ``theory`` attr; φ⁴ for a store without one.
+
+    Raises:
+        EnsembleError: a theory this fieldflow does not know, naming the store.
+    """
+    try:
+        return stored_theory(dataset.attrs)
+    except ValueError as err:
+        store = dataset.encoding.get("source", "(unnamed store)")
+        raise EnsembleError(f"ensemble {store}: {err}") from err
 
 
 def read_ensemble(path: str | Path) -> xr.Dataset:
@@ -45,9 +62,12 @@ def read_ensemble(path: str | Path) -> xr.Dataset:
         ) from err
     if not dataset.attrs.get("complete", False):
         raise EnsembleError(f"ensemble {path} is incomplete (its writer did not finish)")
-    if "phi" not in dataset or dataset["phi"].dims != ("chain", "draw", "x", "y"):
-        raise EnsembleError(f"ensemble {path} has no phi(chain, draw, x, y) array")
-    check_chunks(path, every_array=bool(dataset.attrs.get("all_chunks", False)))
+    theory = theory_of(dataset)
+    dims = ("chain", "draw", *theory.field_dims)
+    if theory.field not in dataset or dataset[theory.field].dims != dims:
+        raise EnsembleError(f"ensemble {path} has no {theory.field}({', '.join(dims)}) array")
+    every_array = bool(dataset.attrs.get("all_chunks", False))
+    check_chunks(path, every_array=every_array, field=theory.field)
     check_primaries_version(path, dataset)
     return dataset
 
@@ -63,35 +83,37 @@ def check_primaries_version(path: Path, dataset: xr.Dataset) -> None:
     """Raise :class:`EnsembleError` if the store keeps primaries of another version.
 
     Only a flow's raw proposals keep primaries (``proposal_*`` arrays, for reweighting);
-    a Markov chain's primaries are computed from φ when read, whatever its version. A
+    a Markov chain's primaries are computed from its field when read, whatever its version.
+    The version this fieldflow needs is that of the store's theory (:func:`theory_of`). A
     store without ``primaries_version`` was written before fieldflow recorded it: 0.
     """
     if not any(str(name).startswith("proposal_") for name in dataset.data_vars):
         return
+    needed = theory_of(dataset).primaries_version
     version = int(dataset.attrs.get("primaries_version", 0))
     if version == 0 and VERSION_1_PRIMARIES <= set(map(str, dataset.data_vars)):
         version = 1  # written before the attr existed, with every primary of version 1
-    if version < PRIMARIES_VERSION:
+    if version < needed:
         raise EnsembleError(
             f"{path} stores primaries version {version}, this fieldflow needs "
-            f"{PRIMARIES_VERSION}: resample it (delete the store and rerun snakemake)"
+            f"{needed}: resample it (delete the store and rerun snakemake)"
         )
-    if version > PRIMARIES_VERSION:
+    if version > needed:
         raise EnsembleError(
             f"{path} stores primaries version {version}, newer than this fieldflow's "
-            f"{PRIMARIES_VERSION}: read it with the fieldflow that wrote it"
+            f"{needed}: read it with the fieldflow that wrote it"
         )
 
 
-def check_chunks(path: Path, every_array: bool) -> None:
+def check_chunks(path: Path, every_array: bool, field: str = PHI4.field) -> None:
     """Raise :class:`EnsembleError` if an array has fewer chunks on disk than its grid.
 
     zarr reads a missing chunk as fill values (NaN, 0, False), so a lost chunk file would
     otherwise pass for data. Stores written with ``attrs["all_chunks"]`` (every chunk
     written, as :func:`fieldflow.io.write_ensemble` does) are checked array by array.
     Older stores skipped chunks equal to the fill value, which a chunk of ``accepted`` may
-    legitimately be (all False), so there only ``phi`` is checked: a chunk of sampled
-    fields never equals the fill value throughout.
+    legitimately be (all False), so there only the ``field`` (``phi``) is checked: a chunk
+    of sampled fields never equals the fill value throughout.
     """
     import zarr
 
@@ -101,7 +123,7 @@ def check_chunks(path: Path, every_array: bool) -> None:
     except Exception as err:
         raise EnsembleError(f"ensemble {path} is corrupt: {one_line(err)}") from err
     for name, (total, stored) in sorted(counts.items()):
-        if (every_array or name == "phi") and stored < total:
+        if (every_array or name == field) and stored < total:
             raise EnsembleError(
                 f"ensemble {path}: array {name!r} lacks {total - stored} of its {total} "
                 "chunks (lost or deleted); rerun the job that wrote it"

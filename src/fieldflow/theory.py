@@ -20,10 +20,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+import numpy as np
 import torch
 from torch import Tensor
 
-from fieldflow import lattice
+from fieldflow import lattice, tunnelling
 from fieldflow.u1 import exact as u1_exact
 from fieldflow.u1 import lattice as u1_lattice
 from fieldflow.u1.point import U1Point
@@ -65,6 +66,35 @@ class PointLike(Protocol):
 
 
 @dataclass(frozen=True)
+class OrderParameter:
+    """The primary whose sectors an ergodic chain visits, and how to count its moves.
+
+    φ⁴: the magnetization M, whose sign the Z2 symmetry makes ±1 with equal weight; U(1):
+    the topological charge Q, an integer whose sectors a chain at large β leaves rarely.
+    A chain that never changes sector has not sampled the distribution
+    (:mod:`fieldflow.quality`); the changes are its tunnelling (:mod:`fieldflow.tunnelling`).
+
+    Attributes:
+        primary: its name among the theory's primaries (``m``, ``charge``).
+        symbol: its symbol in messages (``M``, ``Q``).
+        change: what moving means, in words: "never changed {change}" (``sign``,
+            ``topological sector``).
+        stuck: a chain that does not move, in words (``stuck in one vacuum``).
+        sector: values (chain, draw) ↦ sector labels of the same shape (sign M, round Q);
+            the sign of either is odd under the theory's symmetry, so ⟨sign⟩ = 0 exactly.
+        count: values (chain, draw) ↦ (threshold, crossings per chain (chain,)): φ⁴'s
+            band crossings with hysteresis, U(1)'s changes of the nearest integer.
+    """
+
+    primary: str
+    symbol: str
+    change: str
+    stuck: str
+    sector: Callable[[np.ndarray], np.ndarray]
+    count: Callable[[np.ndarray], tuple[float, np.ndarray]]
+
+
+@dataclass(frozen=True)
 class Theory:
     """What the library knows of a field theory, as plain functions.
 
@@ -79,6 +109,18 @@ class Theory:
         primaries: fields (batch, *field_shape) ↦ per-configuration primaries, each (batch,).
         exact: point ↦ exact expectation values by observable name, None where unknown.
         symmetries: the symmetries of the action, in words.
+        field: the name of the field's array in an ensemble store (``phi``, ``links``).
+        field_dims: its dimensions after (chain, draw): (x, y) for φ⁴, (mu, x, y) for U(1).
+        measurements: fields (batch, *field_shape) ↦ every per-configuration quantity the
+            analysis estimates from, float64, each (batch,) or (batch, t): the
+            :attr:`primaries`, and for φ⁴ also the time-slice correlator C(t). A flow stores
+            them for every raw proposal, for reweighting.
+        primaries_version: the version of :attr:`measurements`, recorded in every store.
+        observables: the names of its observables, in table order.
+        derive: (Γ-method means of the measurements by name, as pyerrors Obs (a list over t
+            for a correlator), L) ↦ the observables by name, in table order; None for one
+            undefined at these means (a NaN row); a name left out has no row.
+        order_parameter: the primary whose sectors a chain must visit.
     """
 
     name: str
@@ -89,6 +131,13 @@ class Theory:
     primaries: Callable[[Tensor], dict[str, Tensor]]
     exact: Callable[[Any], dict[str, float] | None]
     symmetries: tuple[str, ...]
+    field: str
+    field_dims: tuple[str, ...]
+    measurements: Callable[[Tensor], dict[str, Tensor]]
+    primaries_version: int
+    observables: tuple[str, ...]
+    derive: Callable[[Mapping[str, Any], int], dict[str, Any]]
+    order_parameter: OrderParameter
 
     def point(self, L: int, **parameters: float) -> PointLike:
         """A point of this theory, e.g. ``THEORIES["u1"].point(8, beta=2.0)``.
@@ -102,6 +151,12 @@ class Theory:
                 f"got {sorted(parameters)}"
             )
         return self.point_type(L, *(parameters[p] for p in self.parameters))
+
+    @property
+    def required_attrs(self) -> tuple[str, ...]:
+        """The attrs every ensemble store of the theory has: ``L``, :attr:`parameters`,
+        ``sampler``, ``seed``, ``versions``."""
+        return ("L", *self.parameters, "sampler", "seed", "versions")
 
     def primary_names(self, L: int) -> tuple[str, ...]:
         """The names of :attr:`primaries`, from one zero configuration of size L."""
@@ -124,6 +179,49 @@ def _u1_exact(point: U1Point) -> dict[str, float]:
     return u1_exact.references(point.L, point.beta)
 
 
+def _phi4_measurements(phi: Tensor) -> dict[str, Tensor]:
+    """φ⁴'s primaries (:func:`fieldflow.lattice.primary_observables`) and C(t), (batch, L)."""
+    return {**lattice.primary_observables(phi), "correlator": lattice.timeslice_correlator(phi)}
+
+
+def _phi4_derive(means: Mapping[str, Any], L: int) -> dict[str, Any]:
+    """:func:`fieldflow.analysis.phi4_observables`, imported on first use (pyerrors is heavy
+    and jobs that only sample never need it)."""
+    from fieldflow.analysis import phi4_observables
+
+    return phi4_observables(means, L)
+
+
+def _u1_derive(means: Mapping[str, Any], L: int) -> dict[str, Any]:
+    r"""U(1)'s observables from the means of its primaries, V = L² plaquettes.
+
+    ``plaquette`` = ⟨cos θ_P⟩, ``topological_susceptibility`` χ_t = ⟨Q²⟩/V, and
+    ``topological_charge`` ⟨Q⟩, 0 exactly by charge conjugation θ → −θ (the check that a
+    sampler visits the sectors ±Q alike, as φ⁴'s ``magnetization``).
+    """
+    return {
+        "plaquette": means["plaquette"],
+        "topological_susceptibility": means["charge2"] / (L * L),
+        "topological_charge": means["charge"],
+    }
+
+
+def _band_crossings(m: np.ndarray) -> tuple[float, np.ndarray]:
+    return tunnelling.band_crossings(m, tunnelling.BAND)
+
+
+#: φ⁴ observables in table order (DESIGN.md §1); ``pole_mass`` where C(t) is measured.
+PHI4_OBSERVABLES = (
+    "phi2",
+    "abs_magnetization",
+    "susceptibility",
+    "ising_energy",
+    "binder",
+    "correlation_length",
+    "magnetization",
+    "pole_mass",
+)
+
 PHI4 = Theory(
     name="phi4",
     parameters=("s", "lam"),
@@ -133,6 +231,20 @@ PHI4 = Theory(
     primaries=lattice.primary_observables,
     exact=_phi4_exact,
     symmetries=("Z2: φ → −φ", "translations", "lattice rotations and reflections"),
+    field="phi",
+    field_dims=("x", "y"),
+    measurements=_phi4_measurements,
+    primaries_version=lattice.PRIMARIES_VERSION,
+    observables=PHI4_OBSERVABLES,
+    derive=_phi4_derive,
+    order_parameter=OrderParameter(
+        primary="m",
+        symbol="M",
+        change="sign",
+        stuck="stuck in one vacuum",
+        sector=np.sign,
+        count=_band_crossings,
+    ),
 )
 
 U1 = Theory(
@@ -149,6 +261,20 @@ U1 = Theory(
         "charge conjugation: θ → −θ",
         "translations",
     ),
+    field="links",
+    field_dims=("mu", "x", "y"),
+    measurements=u1_lattice.primary_observables,
+    primaries_version=1,
+    observables=("plaquette", "topological_susceptibility", "topological_charge"),
+    derive=_u1_derive,
+    order_parameter=OrderParameter(
+        primary="charge",
+        symbol="Q",
+        change="topological sector",
+        stuck="stuck in one topological sector",
+        sector=np.rint,
+        count=tunnelling.sector_changes,
+    ),
 )
 
 #: Every theory by its config name; φ⁴ is the default.
@@ -160,6 +286,12 @@ def get_theory(name: str) -> Theory:
     if name not in THEORIES:
         raise ValueError(f"unknown theory {name!r}; known: {sorted(THEORIES)}")
     return THEORIES[name]
+
+
+def stored_theory(attrs: Mapping[str, Any]) -> Theory:
+    """The theory an ensemble's attrs name by ``theory``: φ⁴ where absent (every store
+    written before there were theories); a ValueError naming an unknown one."""
+    return get_theory(attrs.get("theory", PHI4.name))
 
 
 def point_from_key(key: str) -> PointLike:

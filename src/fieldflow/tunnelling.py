@@ -1,4 +1,5 @@
-r"""Tunnelling between the two vacua: sign changes of M = Σ_x φ_x, counted with hysteresis.
+r"""Tunnelling between the two vacua: sign changes of M = Σ_x φ_x, counted with hysteresis;
+for U(1), changes of the topological sector Q.
 
 Every observable but ``magnetization`` is even under φ → −φ, so a chain stuck in one
 vacuum of the broken phase looks as good as one that visits both. The flips of sign M
@@ -13,11 +14,17 @@ the autocorrelation of M is exp(−2r|t|), so τ_int(M) ≈ 1/(2r) = τ_tunnel /
 flips. Zero crossings bound the rate by the "rule of three": the Poisson probability of
 no event, exp(−r nN), is 5% at r = 3/(nN), so at 95% confidence τ_tunnel > nN/3 and
 τ_int(M) > nN/6.
+
+A theory names the primary and the count through its
+:class:`~fieldflow.theory.OrderParameter`: φ⁴ counts M's band crossings
+(:func:`band_crossings`), U(1) the changes of the integer nearest to Q
+(:func:`sector_changes`), the same counts and bounds over updates following from either.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -49,6 +56,32 @@ def count_crossings(m: np.ndarray, threshold: float) -> np.ndarray:
     side = np.where(m > threshold, 1, np.where(m < -threshold, -1, 0))
     counts = [np.count_nonzero(np.diff(chain[chain != 0])) for chain in side]
     return np.array(counts, dtype=np.int64)
+
+
+def band_crossings(m: np.ndarray, band: float = BAND) -> tuple[float, np.ndarray]:
+    """The threshold c = ``band`` · ⟨|M|⟩ of all chains and draws, and the crossings per
+    chain of the band [−c, +c] (:func:`count_crossings`), M of shape (chain, draw)."""
+    threshold = band * float(np.abs(m).mean())
+    return threshold, count_crossings(m, threshold)
+
+
+def sector_changes(q: np.ndarray) -> tuple[float, np.ndarray]:
+    """Changes of sector of an integer-valued order parameter (U(1)'s Q), per chain.
+
+    Q is an integer up to rounding, so its sector is the nearest integer; the threshold is
+    the distance ½ to a sector's edge. Consecutive draws in different sectors are one
+    change, whatever their difference.
+
+    Args:
+        q: Q per draw, shape (chain, draw).
+    Returns:
+        0.5, and the changes per chain, shape (chain,), int64.
+    """
+    q = np.asarray(q, dtype=np.float64)
+    if q.ndim != 2:
+        raise ValueError(f"expected Q of shape (chain, draw), got {q.shape}")
+    changes = np.count_nonzero(np.diff(np.rint(q), axis=1), axis=1)
+    return 0.5, changes.astype(np.int64)
 
 
 def tau_int_lower_bound(n_updates: int) -> float:
@@ -117,19 +150,26 @@ class Tunnelling:
 
 
 def tunnelling(
-    m: np.ndarray, seconds_per_update: float = math.nan, band: float = BAND, thin: int = 1
+    m: np.ndarray,
+    seconds_per_update: float = math.nan,
+    band: float = BAND,
+    thin: int = 1,
+    count: Callable[[np.ndarray], tuple[float, np.ndarray]] | None = None,
 ) -> Tunnelling:
     """Crossings of an ensemble with c = ``band`` · ⟨|M|⟩ over all its chains and draws.
 
     Args:
-        m: M or M/V per stored draw, shape (chain, draw).
+        m: M or M/V per stored draw, shape (chain, draw) (or another theory's order
+            parameter, with its ``count``).
         seconds_per_update: median seconds per update of one chain (NaN if not timed).
         band: c / ⟨|M|⟩.
         thin: updates per stored draw.
+        count: values ↦ (threshold, crossings per chain), the theory's
+            :attr:`~fieldflow.theory.OrderParameter.count`; ``band`` is then unused.
+            By default :func:`band_crossings` with ``band``.
     """
     m = np.asarray(m, dtype=np.float64)
-    threshold = band * float(np.abs(m).mean())
-    counts = count_crossings(m, threshold)
+    threshold, counts = band_crossings(m, band) if count is None else count(m)
     return Tunnelling(
         int(m.shape[0]),
         int(m.shape[1]),

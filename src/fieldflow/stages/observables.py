@@ -1,5 +1,11 @@
 """The observables stage: Γ-method estimates of one ensemble as contract rows, with the
-reweighting estimates, correlator, tunnelling and magnetization histogram beside them."""
+reweighting estimates, correlator, tunnelling and magnetization histogram beside them.
+
+Any theory's ensemble (the store's ``theory`` attr, :func:`fieldflow.reader.theory_of`):
+the rows start with the point's columns (φ⁴: L, s, lam; U(1): L, beta,
+:func:`point_columns`), the observables are the theory's, and tunnelling and the histogram
+are of its order parameter (φ⁴: M/V; U(1): Q).
+"""
 
 from __future__ import annotations
 
@@ -10,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from fieldflow import analysis, primaries, quality, reader, tunnelling
-from fieldflow.lattice import Point
+from fieldflow.theory import Theory
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +50,23 @@ TUNNELLING_COLUMNS = [
     "thin",
 ]
 HISTOGRAM_COLUMNS = ["L", "s", "lam", "sampler", "bin_low", "bin_high", "density"]
+#: The columns of :func:`fieldflow.analysis.correlator_rows` after the point and sampler.
+CORRELATOR_COLUMNS = ["t", "correlator", "correlator_error", "m_eff", "m_eff_error"]
+#: φ⁴'s point columns, which the ``*_COLUMNS`` above start with.
+_PHI4_POINT = ["L", "s", "lam"]
+
+
+def point_columns(theory: Theory) -> list[str]:
+    """A point's columns in the theory's tables: ``L`` and its parameters."""
+    return ["L", *theory.parameters]
+
+
+def columns_for(columns: list[str], theory: Theory) -> list[str]:
+    """``columns`` (φ⁴'s, e.g. :data:`OBSERVABLE_COLUMNS`) with the theory's point columns
+    in place of L, s, lam: ``L, beta, sampler, …`` for U(1)."""
+    if columns[:3] != _PHI4_POINT:
+        raise ValueError(f"columns {columns} do not start with {_PHI4_POINT}")
+    return [*point_columns(theory), *columns[3:]]
 
 
 def observables_stage(
@@ -63,15 +86,23 @@ def observables_stage(
     Markov chain), C(t), m_eff(t) of the chain (``correlator_path``), its crossings between
     the vacua (``tunnelling_path``, one row of :data:`TUNNELLING_COLUMNS`) and the
     distribution of M/V (``histogram_path``, :data:`HISTOGRAM_COLUMNS`), both from
-    :mod:`fieldflow.tunnelling`. φ is read one chunk at a time
+    :mod:`fieldflow.tunnelling`. The field is read one chunk at a time
     (:func:`fieldflow.primaries.stored_primaries`): memory grows with the per-configuration
     primaries only, not with the fields.
+
+    For U(1) (any theory) the same files, in its columns (:func:`columns_for`): its
+    observables, the crossings and distribution of its order parameter Q, and a correlator
+    file with the header only (it measures no C(t)).
     """
     dataset = reader.read_ensemble(ensemble_path)
     attrs = dataset.attrs
+    theory = reader.theory_of(dataset)
+    order = theory.order_parameter
     L = int(attrs["L"])
     stored = primaries.stored_primaries(dataset)
-    keys = {"L": attrs["L"], "s": attrs["s"], "lam": attrs["lam"], "sampler": attrs["sampler"]}
+    keys = {name: attrs[name] for name in point_columns(theory)}
+    keys["sampler"] = attrs["sampler"]
+    point = theory.point(L, **{name: attrs[name] for name in theory.parameters})
     # τ_int counts updates (DESIGN.md): a chain thinned by `thin` stores every thin-th one.
     thin = int(attrs.get("thin", 1))
     n = dataset.sizes["chain"] * dataset.sizes["draw"]
@@ -82,47 +113,51 @@ def observables_stage(
         n,
         accepted=accepted,
         effective=effective,
-        magnetization=stored["m"],  # only its sign is used
+        magnetization=stored[order.primary],  # only its sector is used
+        order=order,
     )
     for problem in problems:
-        log.warning(
-            "%s at %s: unreliable: %s",
-            attrs["sampler"],
-            Point(L, attrs["s"], attrs["lam"]).key,
-            problem,
-        )
-    estimates = analysis.observables(stored, L, S)
+        log.warning("%s at %s: unreliable: %s", attrs["sampler"], point.key, problem)
+    estimates = analysis.observables(stored, L, S, theory=theory)
     outputs = {table_path: _rows(keys, estimates, n, problems, thin)}
     if reweighted_path is not None:
-        outputs[reweighted_path] = pd.DataFrame(columns=OBSERVABLE_COLUMNS)
+        outputs[reweighted_path] = pd.DataFrame(columns=columns_for(OBSERVABLE_COLUMNS, theory))
         proposals = primaries.stored_proposals(dataset)
         if proposals is not None:
             log_w, raw = proposals
-            estimates = analysis.observables(raw, L, S, log_weights=log_w)
+            estimates = analysis.observables(raw, L, S, log_weights=log_w, theory=theory)
             effective_only = quality.chain_problems(log_w.size, effective=effective)
             outputs[reweighted_path] = _rows(keys, estimates, log_w.size, effective_only)
     if correlator_path is not None:
-        correlator = pd.DataFrame(analysis.correlator_rows(stored["correlator"], S))
-        outputs[correlator_path] = correlator.assign(**keys)[[*keys, *correlator.columns]]
+        columns = [*keys, *CORRELATOR_COLUMNS]
+        if "correlator" in stored:
+            correlator = pd.DataFrame(analysis.correlator_rows(stored["correlator"], S))
+            outputs[correlator_path] = correlator.assign(**keys)[[*keys, *correlator.columns]]
+        else:
+            outputs[correlator_path] = pd.DataFrame(columns=columns)
     if tunnelling_path is not None:
         found = tunnelling.tunnelling(
-            stored["m"], attrs.get("seconds_per_update", np.nan), thin=thin
+            stored[order.primary],
+            attrs.get("seconds_per_update", np.nan),
+            thin=thin,
+            count=order.count,
         )
         outputs[tunnelling_path] = pd.DataFrame(
-            [{**keys, **found.row()}], columns=TUNNELLING_COLUMNS
+            [{**keys, **found.row()}], columns=columns_for(TUNNELLING_COLUMNS, theory)
         )
         log.info(
-            "%s: %d crossings of |M/V| > %.3g in %d updates",
+            "%s: %d crossings of |%s| > %.3g in %d updates",
             ensemble_path,
             found.crossings,
+            order.symbol,
             found.threshold,
             found.updates,
         )
     if histogram_path is not None:
-        edges, density = tunnelling.histogram(stored["m"])
+        edges, density = tunnelling.histogram(stored[order.primary])
         outputs[histogram_path] = pd.DataFrame(
             {**keys, "bin_low": edges[:-1], "bin_high": edges[1:], "density": density},
-            columns=HISTOGRAM_COLUMNS,
+            columns=columns_for(HISTOGRAM_COLUMNS, theory),
         )
     for path, frame in outputs.items():
         Path(path).parent.mkdir(parents=True, exist_ok=True)
@@ -159,5 +194,5 @@ def _rows(
             }
             for name, e in estimates.items()
         ],
-        columns=OBSERVABLE_COLUMNS,
+        columns=[*keys, *OBSERVABLE_COLUMNS[4:]],
     )

@@ -1,12 +1,17 @@
 """Sampling stages: a flow's proposals and their independence Metropolis-Hastings chains,
-and the Markov-chain baselines, each written to its ensemble store as it is sampled."""
+and the Markov-chain baselines, each written to its ensemble store as it is sampled.
+
+They run at a point of any theory (:class:`fieldflow.theory.PointLike`): the store's attrs
+hold the theory's name (``theory``) and the point's columns (φ⁴: L, s, lam; U(1): L, beta),
+and its field is the theory's (:attr:`fieldflow.theory.Theory.field`).
+"""
 
 from __future__ import annotations
 
 import logging
 import math
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -15,18 +20,31 @@ import torch
 
 from fieldflow import io, primaries, samplers, weights
 from fieldflow.flows import Flow, load_model
-from fieldflow.lattice import Point
 from fieldflow.mcmc.metropolis import ProposalBatch, StreamingChain, iter_proposals
 from fieldflow.mcmc.timing import Stopwatch, UpdateTime, clock_for
 from fieldflow.reader import ModelRecord
 from fieldflow.stages.jobs import point_of, resolve_device
+from fieldflow.theory import PointLike
 
 log = logging.getLogger(__name__)
 
 
+def _point(point: Mapping[str, Any] | str | PointLike) -> PointLike:
+    """The point of a config point or key (:func:`fieldflow.stages.jobs.point_of`), or
+    ``point`` itself where it is one already (a :class:`~fieldflow.theory.PointLike`)."""
+    if isinstance(point, str):
+        return point_of(point)
+    return point_of(dict(point)) if isinstance(point, Mapping) else point
+
+
+def point_attrs(p: PointLike) -> dict[str, Any]:
+    """The attrs of a store at ``p``: its columns (``L`` first), then ``theory``."""
+    return {**p.columns(), "theory": p.theory.name}
+
+
 def sample_flow_stage(
     model_path: str | Path,
-    point: dict[str, Any],
+    point: Mapping[str, Any] | str | PointLike,
     sampling: dict[str, Any],
     device: str,
     seed: int,
@@ -39,26 +57,52 @@ def sample_flow_stage(
     ensemble is the one that drawing every proposal first would give, for the same seed.
     ``sample_seconds`` is the wall time of proposals, chains and writing together;
     ``seconds_per_update`` (and its error) the median seconds per proposal over the timed
-    batches, free of the Metropolis step and the writing.
+    batches, free of the Metropolis step and the writing. ``point`` is a config point, a
+    point key or a point of any theory (:func:`_point`); the flow's family must fit it.
     """
-    p = point_of(point)
     flow, meta = load_model(model_path)
     model = ModelRecord.of(meta)
     precision = {"float32": torch.float32, "float64": torch.float64}[
         sampling.get("precision", "float64")
     ]
     flow = flow.to(resolve_device(device), dtype=precision).eval()
+    sample_flow(
+        flow,
+        _point(point),
+        sampling,
+        seed,
+        ensemble_path,
+        sampler,
+        model.train_seconds,
+        model.train_steps,
+    )
+
+
+def sample_flow(
+    flow: Flow,
+    p: PointLike,
+    sampling: dict[str, Any],
+    seed: int,
+    ensemble_path: str | Path,
+    sampler: str,
+    train_seconds: float = 0.0,
+    train_steps: int = 0,
+) -> None:
+    """:func:`sample_flow_stage` of a flow already loaded, on its device and in its
+    precision: its independence MH chains at ``p``, written to ``ensemble_path``.
+
+    ``train_seconds`` and ``train_steps`` are the training's, recorded in the attrs.
+    """
     n_chains, per_chain = sampling["n_chains"], sampling["n_samples"] + sampling["burn_in"]
+    precision = next(flow.parameters()).dtype
     attrs = {
-        "L": p.L,
-        "s": p.s,
-        "lam": p.lam,
+        **point_attrs(p),
         "sampler": sampler,
         "kind": "flow",
         "seed": seed,
         "versions": io.versions(),
-        "train_seconds": model.train_seconds,
-        "train_steps": model.train_steps,
+        "train_seconds": train_seconds,
+        "train_steps": train_steps,
         "parameters": flow.n_parameters(),
         "n_proposals": int(n_chains * per_chain),
         "precision": str(precision).removeprefix("torch."),
@@ -93,7 +137,7 @@ def sample_flow_stage(
 
 def _flow_chains(
     flow: Flow,
-    p: Point,
+    p: PointLike,
     sampling: dict[str, Any],
     generator: torch.Generator,
     seed: int,
@@ -106,7 +150,8 @@ def _flow_chains(
     + position. Each batch extends its chain (a
     :class:`~fieldflow.mcmc.metropolis.StreamingChain` carries the current state to the
     next batch, the uniform numbers come from ``default_rng(seed)`` in proposal order);
-    its kept chain states and the primaries of its raw proposals then go to ``out``.
+    its kept chain states and the primaries of its raw proposals (the theory's
+    :attr:`~fieldflow.theory.Theory.measurements`) then go to ``out``.
 
     Returns:
         the acceptance over the kept draws, the log weights of every proposal
@@ -114,7 +159,9 @@ def _flow_chains(
     """
     n_chains, n_keep, burn_in = sampling["n_chains"], sampling["n_samples"], sampling["burn_in"]
     per_chain = n_keep + burn_in
-    probe = primaries.ensemble_primaries(np.zeros((1, 1, p.L, p.L), dtype=np.float32))
+    theory = p.theory
+    shape = theory.field_shape(p.L)
+    probe = primaries.ensemble_primaries(np.zeros((1, 1, *shape), dtype=np.float32), theory=theory)
     per_proposal = {"log_weight": (per_chain,)}
     per_proposal.update({name: (per_chain, *v.shape[2:]) for name, v in probe.items()})
     per_draw = {
@@ -123,7 +170,7 @@ def _flow_chains(
         "log_weight": np.float64,
         "accepted": np.bool_,
     }
-    out.start(n_chains, n_keep, p.L, per_draw, per_proposal)
+    out.start(n_chains, n_keep, shape, per_draw, per_proposal)
     rng = np.random.default_rng(seed)
     watch = Stopwatch(clock_for(next(flow.parameters()).device.type))
     chains = [StreamingChain() for _ in range(n_chains)]
@@ -147,7 +194,8 @@ def _flow_chains(
                     "accepted": accept,
                 }
                 out.append(states.phi, series, chain=chain)
-            stored = {k: v[0] for k, v in primaries.ensemble_primaries(part.phi[None]).items()}
+            measured = primaries.ensemble_primaries(part.phi[None], theory=theory)
+            stored = {k: v[0] for k, v in measured.items()}
             out.append_proposals({"log_weight": part.log_weight, **stored}, chain=chain)
         first += len(batch)
     acceptance = accepted / (n_chains * n_keep) if n_keep else math.nan
@@ -171,7 +219,7 @@ def _by_chain(
 
 def mcmc_stage(
     sampler: str,
-    point: dict[str, Any],
+    point: Mapping[str, Any] | str | PointLike,
     settings: dict[str, Any],
     seed: int,
     ensemble_path: str | Path,
@@ -179,6 +227,7 @@ def mcmc_stage(
 ) -> None:
     """Run a Markov-chain baseline of :data:`fieldflow.samplers.MCMC` at one point.
 
+    ``point`` is a config point, a point key or a point of any theory (:func:`_point`);
     ``settings`` is the config section of the same name. The kept draws go to the store as
     they are made (:class:`fieldflow.io.EnsembleWriter`), so memory does not grow with the
     run. The ensemble's ``sample_seconds`` covers burn-in, tuning and writing; its
@@ -186,11 +235,9 @@ def mcmc_stage(
     updates only, batch by batch, thinned away or not; ``thin`` is in the info too.
     """
     run = samplers.mcmc_stream(sampler)
-    p = point_of(point)
+    p = _point(point)
     attrs = {
-        "L": p.L,
-        "s": p.s,
-        "lam": p.lam,
+        **point_attrs(p),
         "sampler": sampler,
         "kind": "mcmc",
         "seed": seed,
