@@ -5,6 +5,11 @@ Every problem is reported as a :class:`ConfigError` that names the offending key
 study asks of the machine is :mod:`fieldflow.resources`, whose checks this module
 re-exports for the workflow. Whatever depends on the flow family (an even L, an ODE to
 regularise, its own hyperparameters) the family says (:class:`~fieldflow.flows.FlowFamily`).
+
+A point names its theory (``theory: u1``; φ⁴ when absent); its point, and the checks of
+the points and of the samplers listed for their theories, are :mod:`fieldflow.config_points`
+(re-exported here). Thermodynamic integration of log Z is for φ⁴ points only
+(:data:`INTEGRATION_THEORIES`).
 """
 
 from __future__ import annotations
@@ -16,9 +21,9 @@ from typing import Any
 import yaml
 
 from fieldflow import integration
+from fieldflow.config_points import DEFAULT_THEORY, point_from_entry, point_problems, points
 from fieldflow.errors import FieldflowError
 from fieldflow.flows import FAMILIES
-from fieldflow.lattice import Point
 from fieldflow.resources import (
     MEMORY_PER_CONFIGURATION,
     check_resources,
@@ -27,8 +32,11 @@ from fieldflow.resources import (
     sampling_memory,
 )
 from fieldflow.schema import schema_problems
+from fieldflow.theory import PHI4
 
 __all__ = [
+    "DEFAULT_THEORY",
+    "INTEGRATION_THEORIES",
     "MEMORY_PER_CONFIGURATION",
     "REMOVED_KEYS",
     "ConfigError",
@@ -48,6 +56,9 @@ __all__ = [
     "validate",
 ]
 
+
+#: Theories whose log Z thermodynamic integration reaches (its path moves s and λ).
+INTEGRATION_THEORIES = (PHI4.name,)
 
 #: Keys that configs once had, with what replaced them.
 REMOVED_KEYS = {
@@ -86,6 +97,13 @@ def validate(config: dict[str, Any], schema: str | Path | dict) -> dict[str, Any
     ]
     if removed:
         raise ConfigError("invalid config:\n  " + "\n  ".join(removed))
+    # A listed family's section, if the schema gives it no default (gauge), gets its
+    # defaults; configs that do not list it normalise as they did before it existed.
+    sections = schema.get("properties", {})
+    for family in config.get("flows") if isinstance(config.get("flows"), list) else []:
+        if isinstance(family, str) and family in FAMILIES and family not in config:
+            if "default" not in sections.get(family, {}):
+                config[family] = {}
     messages, broken = schema_problems(config, schema)
     if config.get("flows") == [] and config.get("mcmc") == []:
         messages.append(
@@ -106,57 +124,8 @@ def validate(config: dict[str, Any], schema: str | Path | dict) -> dict[str, Any
 
 def _physics_problems(config: dict[str, Any], skip: set[int], broken: set) -> list[str]:
     """Problems the schema cannot see; entries listed in ``skip`` already failed it."""
-    problems = []
+    problems = point_problems(config, skip, broken)
     flows = config.get("flows") if ("flows",) not in broken else []
-    listed = [name for name in flows if name in FAMILIES] if isinstance(flows, list) else []
-    checkerboard = sorted({name for name in listed if FAMILIES[name].requires_even_L})
-    keys: dict[str, int] = {}
-    names: dict[str, int] = {}
-    for i, entry in enumerate(config["points"]):
-        if i in skip:
-            continue
-        if entry.get("name") in names:
-            problems.append(
-                f"config key 'points[{i}].name': {entry['name']!r} already names "
-                f"points[{names[entry['name']]}]"
-            )
-        elif entry.get("name"):
-            names[entry["name"]] = i
-        direct, hopping = {"s", "lam"} & entry.keys(), {"kappa", "lam_K"} & entry.keys()
-        if direct and hopping:
-            problems.append(f"config key 'points[{i}]': give either s, lam or kappa, lam_K")
-            continue
-        need = ("kappa", "lam_K") if hopping else ("s", "lam")
-        for key in need:
-            if key not in entry:
-                problems.append(f"config key 'points[{i}].{key}': required but missing")
-        if any(key not in entry for key in need):
-            continue
-        if entry["L"] % 2 and checkerboard:
-            problems.append(
-                f"config key 'points[{i}].L': L={entry['L']} is odd, but the checkerboard "
-                f"flows {checkerboard} need an even L"
-            )
-        point = point_from_entry(entry)
-        if "init_from" in entry:
-            problems += _init_problems(i, entry, point, config["points"])
-        if point.lam < 0:
-            problems.append(f"config key 'points[{i}]': lam={point.lam:g} < 0, S unbounded")
-        if point.lam == 0 and point.s <= 0:
-            problems.append(
-                f"config key 'points[{i}].s': at lam = 0 the theory needs s > 0, got {point.s:g}"
-            )
-        if point.key in keys:
-            j = keys[point.key]
-            same = point_from_entry(config["points"][j])
-            if (same.L, same.s, same.lam) == (point.L, point.s, point.lam):
-                problems.append(f"config key 'points[{i}]': same point as points[{j}]")
-            else:
-                problems.append(
-                    f"config key 'points[{i}]': differs from points[{j}] only "
-                    f"beyond the 6 digits of the point key {point.key}"
-                )
-        keys[point.key] = i
     training = config.get("training")
     if isinstance(training, dict) and ("training",) not in broken:
         for family in flows if isinstance(flows, list) else []:
@@ -195,6 +164,16 @@ def _free_energy_problems(config: dict[str, Any]) -> list[str]:
         study = points(config)
     except (KeyError, TypeError, ValueError):
         return []  # the points' own problems are reported already
+    chosen = integration.selected(study, section)
+    for i, point in enumerate(study):
+        if point.theory.name not in INTEGRATION_THEORIES and point in chosen:
+            which = "null selects" if section.get("points") is None else "it names"
+            return [
+                f"config key 'free_energy.points': thermodynamic integration is for "
+                f"{' and '.join(INTEGRATION_THEORIES)} points only, but {which} the "
+                f"{point.theory.name} point points[{i}] ({point.key}); list the points "
+                "to integrate to"
+            ]
     sampler = config.get(section["sampler"])
     known = set(sampler) if isinstance(sampler, dict) else set()
     return integration.config_problems(study, section, known)
@@ -215,38 +194,6 @@ def integration_settings(config: dict[str, Any]) -> dict[str, Any]:
     """Settings of the node ensembles: the sampler's section, then ``free_energy.settings``."""
     section = config["free_energy"]
     return {**config[section["sampler"]], **section.get("settings", {})}
-
-
-def _init_problems(i: int, entry: dict, point: Point, entries: list[dict]) -> list[str]:
-    """``init_from`` must name another point, by name or key, on a smaller lattice."""
-    if entry["init_from"] in (point.name, point.key):
-        return [f"config key 'points[{i}].init_from': a point cannot start from its own flow"]
-    for other in entries:
-        try:
-            candidate = point_from_entry(other)
-        except (KeyError, TypeError, ValueError):
-            continue
-        if entry["init_from"] in (candidate.name, candidate.key) and candidate != point:
-            if candidate.L >= point.L:
-                return [
-                    f"config key 'points[{i}].init_from': {entry['init_from']} has "
-                    f"L={candidate.L}, not smaller than L={point.L}"
-                ]
-            return []
-    return [f"config key 'points[{i}].init_from': no point named {entry['init_from']!r}"]
-
-
-def point_from_entry(entry: dict[str, Any]) -> Point:
-    """A :class:`Point` from one ``points`` entry in either parameterisation."""
-    name = entry.get("name", "")
-    if "kappa" in entry:
-        return Point.from_hopping(entry["L"], entry["kappa"], entry["lam_K"], name)
-    return Point(entry["L"], float(entry["s"]), float(entry["lam"]), name)
-
-
-def points(config: dict[str, Any]) -> list[Point]:
-    """The study's points, in config order."""
-    return [point_from_entry(entry) for entry in config["points"]]
 
 
 def load(path: str | Path, schema: str | Path) -> dict[str, Any]:

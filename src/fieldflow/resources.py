@@ -2,28 +2,35 @@
 
 :func:`check_resources` refuses, before any job runs, a study whose largest job would not
 fit in memory or whose ensembles would not fit on disk, and says which point and sampler
-to shrink.
+to shrink. A configuration holds the values of its theory's field shape: L² for φ⁴,
+2 L² for U(1) links (:attr:`fieldflow.theory.Theory.field_shape`).
 """
 
 from __future__ import annotations
 
+import math
 import os
 import shutil
 from pathlib import Path
 from typing import Any
 
 from fieldflow.io import chunk_draws
-from fieldflow.lattice import Point
+from fieldflow.theory import PointLike
 
 #: Memory per configuration a sampling job holds, in units of the float32 field
-#: (4 L² bytes): the configuration as drawn, its copy in the store's write buffer, and
-#: the codecs' working copy.
+#: (4 bytes a value): the configuration as drawn, its copy in the store's write buffer,
+#: and the codecs' working copy.
 MEMORY_PER_CONFIGURATION = 3
 #: The keys of Markov-chain settings that count kept draws per chain.
 _DRAW_KEYS = ("n_trajectories", "n_updates")
 
 
-def ensemble_sizes(config: dict[str, Any]) -> list[tuple[str, Point, int, int]]:
+def field_values(point: PointLike) -> int:
+    """Values in one configuration of ``point``'s field: L² for φ⁴, 2 L² for U(1) links."""
+    return math.prod(point.theory.field_shape(point.L))
+
+
+def ensemble_sizes(config: dict[str, Any]) -> list[tuple[str, PointLike, int, int]]:
     """(sampler, point, configurations drawn, configurations kept) of every ensemble.
 
     Flows draw ``n_chains · (n_samples + burn_in)`` proposals and keep ``n_chains ·
@@ -52,7 +59,7 @@ def ensemble_sizes(config: dict[str, Any]) -> list[tuple[str, Point, int, int]]:
     return sizes
 
 
-def sampling_memory(config: dict[str, Any], sampler: str, point: Point) -> tuple[int, float]:
+def sampling_memory(config: dict[str, Any], sampler: str, point: PointLike) -> tuple[int, float]:
     """(configurations held, bytes) of one sampling job, which streams its ensemble.
 
     Per chain the job holds its current state and one chunk of the store
@@ -69,8 +76,9 @@ def sampling_memory(config: dict[str, Any], sampler: str, point: Point) -> tuple
         section = config.get(sampler, {})
         chains = section.get("n_chains", 0)
         per_chain, batch = next((section[k] for k in _DRAW_KEYS if k in section), 0), 0
-    held = chains * (chunk_draws(max(per_chain, 1), point.L**2) + 1) + batch
-    fields = MEMORY_PER_CONFIGURATION * 4.0 * point.L**2 * held
+    values = field_values(point)
+    held = chains * (chunk_draws(max(per_chain, 1), values) + 1) + batch
+    fields = MEMORY_PER_CONFIGURATION * 4.0 * values * held
     primaries = 8.0 * (point.L + 8) * chains * per_chain
     return held, fields + primaries
 
@@ -85,7 +93,7 @@ def check_resources(config: dict[str, Any], results: str | Path = "results") -> 
 
     Memory: the largest job, estimated by :func:`sampling_memory`, against
     ``memory_limit_gb`` or this machine's physical memory. Disk: the ensembles not yet
-    under ``results`` store 4 L² bytes per kept configuration (random floats barely
+    under ``results`` store 4 bytes per value of each kept configuration (random floats barely
     compress), against the free space there.
 
     Raises:
@@ -101,11 +109,12 @@ def check_resources(config: dict[str, Any], results: str | Path = "results") -> 
     limit_bytes = limit * 1e9 if limit is not None else physical_memory()
     memory = {(name, p): sampling_memory(config, name, p) for name, p, _, _ in sizes}
     (sampler, point), (held, need) = max(memory.items(), key=lambda item: item[1][1])
+    shape = "x".join(map(str, point.theory.field_shape(point.L)))
     if need > limit_bytes:
         where = "memory_limit_gb" if limit is not None else "this machine's memory"
         raise ConfigError(
             f"config key 'points[{index[point.key]}].L': {sampler} at L={point.L} would hold "
-            f"about {need / 1e9:.1f} GB ({held:,} configurations of {point.L}x{point.L} "
+            f"about {need / 1e9:.1f} GB ({held:,} configurations of {shape} "
             "and the scalars of every draw), "
             f"more than {where} ({limit_bytes / 1e9:.1f} GB); lower its n_chains or batch_size"
             + ("" if limit is not None else ", or set memory_limit_gb for larger nodes")
@@ -116,7 +125,7 @@ def check_resources(config: dict[str, Any], results: str | Path = "results") -> 
         for name, p, _, kept in sizes
         if not (results / "ensembles" / name / f"{p.key}.zarr").exists()
     ]
-    disk = sum(4.0 * p.L**2 * kept for _, p, kept in missing)
+    disk = sum(4.0 * field_values(p) * kept for _, p, kept in missing)
     existing = next(parent for parent in (results, *results.absolute().parents) if parent.exists())
     free = shutil.disk_usage(existing).free
     if disk > free:

@@ -97,15 +97,43 @@ def _with_defaults(validator_class):
     return jsonschema.validators.extend(validator_class, {"properties": set_defaults})
 
 
+def _extra_keys(error: jsonschema.ValidationError) -> list[str]:
+    """The config key (``points[0].s``) of each key an ``additionalProperties`` error found."""
+    where = _path(error.absolute_path)
+    extra = sorted(set(error.instance) - set(error.schema.get("properties", {})))
+    return [f"{where}.{key}" if error.absolute_path else key for key in extra]
+
+
+def _theory_keys(error: jsonschema.ValidationError) -> bool:
+    """Whether ``error`` is a conditional subschema's (``then``, e.g. the keys of a u1
+    point) refusing a key that the enclosing object's own schema takes."""
+    return error.validator == "additionalProperties" and "then" in error.absolute_schema_path
+
+
 def _messages(errors: Iterator[jsonschema.ValidationError]) -> list[str]:
+    """One line per problem. A key no schema knows is ``unknown key (a typo?)``; a key that
+    a conditional subschema (``title``: e.g. ``a u1 point (theory: u1)``) does not take,
+    though the object's own schema does, names the keys that subschema takes."""
+    errors = sorted(errors, key=lambda e: list(e.absolute_path))
+    unknown = {
+        name
+        for error in errors
+        if error.validator == "additionalProperties" and not _theory_keys(error)
+        for name in _extra_keys(error)
+    }
     messages = []
-    for error in sorted(errors, key=lambda e: list(e.absolute_path)):
+    for error in errors:
         where = _path(error.absolute_path)
+        if _theory_keys(error):
+            takes = ", ".join(error.schema.get("properties", {}))
+            messages += [
+                f"config key '{name}': not a key of {error.schema['title']}, which takes {takes}"
+                for name in _extra_keys(error)
+                if name not in unknown
+            ]
+            continue
         if error.validator == "additionalProperties":
-            extra = sorted(set(error.instance) - set(error.schema.get("properties", {})))
-            for key in extra:
-                name = f"{where}.{key}" if error.absolute_path else key
-                messages.append(f"config key '{name}': unknown key (a typo?)")
+            messages += [f"config key '{n}': unknown key (a typo?)" for n in _extra_keys(error)]
             continue
         if error.validator == "required":
             missing = error.message.split("'")[1]

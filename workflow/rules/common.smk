@@ -36,7 +36,7 @@ def figure_outputs():
 
 def point_dict(key):
     p = POINTS[key]
-    return {"L": p.L, "s": p.s, "lam": p.lam, "name": p.name}
+    return {**p.columns(), "name": p.name}
 
 
 def point_params(wildcards):

@@ -1,4 +1,10 @@
-"""Normalizing flows for lattice fields: one module per family behind :class:`Flow`."""
+"""Normalizing flows for lattice fields: one module per family behind :class:`Flow`.
+
+The φ⁴ families (``realnvp``, ``nsf``, ``cnf``) map Gaussian noise to a real field of shape
+(batch, L, L); the ``gauge`` family maps uniform noise to U(1) links of shape
+(batch, 2, L, L) (:mod:`fieldflow.flows.gauge`). Each family says which theories it
+samples (:meth:`FlowFamily.supports`).
+"""
 
 from __future__ import annotations
 
@@ -8,27 +14,53 @@ import logging
 import re
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 
 from fieldflow.errors import FieldflowError
 from fieldflow.flows.base import Bijection, Flow, normal_log_prob
 from fieldflow.flows.cnf import CNF
+from fieldflow.flows.coupling import CheckerboardFamily
 from fieldflow.flows.family import FlowFamily
+from fieldflow.flows.gauge import GaugeFlow, build_gauge_flow
 from fieldflow.flows.nsf import NSF
 from fieldflow.flows.realnvp import RealNVP
 from fieldflow.io import remove_stale_partials
 
+
+class Gauge(CheckerboardFamily):
+    """Gauge-equivariant couplings on U(1) links (:func:`~fieldflow.flows.gauge.build_gauge_flow`).
+
+    Its conditioners are circular-padded CNNs like the checkerboard couplings' (an odd
+    kernel; parameters that do not depend on L, so the default transfer copies them all),
+    but its stride-4 masks need L divisible by 4.
+    """
+
+    name = "gauge"
+    theories: ClassVar[tuple[str, ...]] = ("u1",)
+
+    @property
+    def L_multiple(self) -> int:
+        return 4
+
+    def build(self, L: int, **hyperparameters: Any) -> GaugeFlow:
+        return build_gauge_flow(L, **hyperparameters)
+
+
 #: Flow families by their sampler name in every table; ``FAMILIES[name](L, **hyper)``
 #: builds one.
-FAMILIES: dict[str, FlowFamily] = {family.name: family for family in (RealNVP(), NSF(), CNF())}
+FAMILIES: dict[str, FlowFamily] = {
+    family.name: family for family in (RealNVP(), NSF(), CNF(), Gauge())
+}
 
 __all__ = [
     "FAMILIES",
     "Bijection",
     "Flow",
     "FlowFamily",
+    "Gauge",
+    "GaugeFlow",
     "ModelFileError",
     "build_flow",
     "load_model",
@@ -46,20 +78,23 @@ class ModelFileError(FieldflowError, RuntimeError):
     """A model or checkpoint file that is missing, corrupt or of the wrong kind."""
 
 
-def build_flow(family: str, L: int, hyperparameters: dict[str, Any]) -> Flow:
+def build_flow(family: str, L: int, hyperparameters: dict[str, Any]) -> Flow | GaugeFlow:
     """Build an untrained flow of a registered family for an L×L lattice."""
     if family not in FAMILIES:
         raise ValueError(f"unknown flow family {family!r}; known: {sorted(FAMILIES)}")
     return FAMILIES[family](L, **hyperparameters)
 
 
-def transfer(flow: Flow, family: str, L_new: int, hyperparameters: dict[str, Any]) -> Flow:
+def transfer(
+    flow: Flow | GaugeFlow, family: str, L_new: int, hyperparameters: dict[str, Any]
+) -> Flow | GaugeFlow:
     """A flow for an L_new × L_new lattice initialised from one trained at a smaller L.
 
     Each family carries its trained state over itself (:meth:`FlowFamily.transfer`):
     coupling flows' convolutions do not depend on L, so their parameters carry over as
     they are (the masks are rebuilt for L_new); the cnf's kernel is padded with zeros and
-    its zero-mode spline, if any, keeps its magnetisation per site. The flow must have the
+    its zero-mode spline, if any, keeps its magnetisation per site; the gauge flow's
+    conditioners do not depend on L either (L_new divisible by 4). The flow must have the
     layers ``hyperparameters`` build (a ValueError names the parameters that differ).
     """
     if family not in FAMILIES:
@@ -95,7 +130,9 @@ def _tensors(tree: Any, prefix: str) -> Iterator[tuple[str, torch.Tensor]]:
             yield from _tensors(value, f"{prefix}/{index}")
 
 
-def save_model(path: str | Path, flow: Flow, family: str, hyperparameters: dict, **meta) -> None:
+def save_model(
+    path: str | Path, flow: Flow | GaugeFlow, family: str, hyperparameters: dict, **meta
+) -> None:
     """Write a trained flow atomically: a killed job leaves no file that looks complete.
 
     The file records :func:`tensor_digest` of the state dict, which :func:`load_model`
@@ -118,7 +155,7 @@ def save_model(path: str | Path, flow: Flow, family: str, hyperparameters: dict,
     tmp.replace(path)
 
 
-def load_model(path: str | Path, map_location: str = "cpu") -> tuple[Flow, dict]:
+def load_model(path: str | Path, map_location: str = "cpu") -> tuple[Flow | GaugeFlow, dict]:
     """Read a flow written by :func:`save_model`; returns the flow and its metadata.
 
     A file whose tensors do not match their recorded hash is a :class:`ModelFileError`;

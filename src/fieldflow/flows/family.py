@@ -1,4 +1,5 @@
-"""A flow family: how it builds a flow, what it asks of the lattice, how it grows with L.
+"""A flow family: how it builds a flow, the theories it samples, what it asks of the
+lattice, how it grows with L.
 
 Code that must treat families differently (the config's checks, transfer to a larger
 lattice) asks the family, never compares names.
@@ -6,9 +7,12 @@ lattice) asks the family, never compares names.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from fieldflow.flows.base import Flow
+
+if TYPE_CHECKING:
+    from fieldflow.flows.gauge import GaugeFlow
 
 
 class FlowFamily:
@@ -20,12 +24,24 @@ class FlowFamily:
     requires_even_L: ClassVar[bool] = False
     #: Whether its flows integrate an ODE, the only ones with a kinetic energy to regularise.
     integrates_ode: ClassVar[bool] = False
+    #: The theories (:data:`fieldflow.theory.THEORIES` names) whose fields its flows
+    #: sample: φ⁴'s real scalar field (batch, L, L) unless the family says otherwise.
+    theories: ClassVar[tuple[str, ...]] = ("phi4",)
 
-    def build(self, L: int, **hyperparameters: Any) -> Flow:  # pragma: no cover - interface
+    def supports(self, theory: str) -> bool:
+        """Whether its flows sample the fields of the theory called ``theory``."""
+        return theory in self.theories
+
+    @property
+    def L_multiple(self) -> int:
+        """Its flows take the L that are multiples of this: 2 for checkerboard masks."""
+        return 2 if self.requires_even_L else 1
+
+    def build(self, L: int, **hyperparameters: Any) -> Flow | GaugeFlow:  # pragma: no cover
         """An untrained flow for an L×L lattice."""
         raise NotImplementedError
 
-    def __call__(self, L: int, **hyperparameters: Any) -> Flow:
+    def __call__(self, L: int, **hyperparameters: Any) -> Flow | GaugeFlow:
         return self.build(L, **hyperparameters)
 
     def section_problems(self, section: dict[str, Any]) -> list[tuple[str, str]]:
@@ -33,7 +49,9 @@ class FlowFamily:
         flows cannot take; the schema has checked the types."""
         return []
 
-    def transfer(self, flow: Flow, L_new: int, hyperparameters: dict[str, Any]) -> Flow:
+    def transfer(
+        self, flow: Flow | GaugeFlow, L_new: int, hyperparameters: dict[str, Any]
+    ) -> Flow | GaugeFlow:
         """A flow for an L_new × L_new lattice initialised from one trained at a smaller L.
 
         The flow must have the layers ``hyperparameters`` build (a ValueError names the
@@ -51,11 +69,12 @@ class FlowFamily:
             )
         return self.carry_over(flow, target)
 
-    def carry_over(self, flow: Flow, target: Flow) -> Flow:
+    def carry_over(self, flow: Flow | GaugeFlow, target: Flow | GaugeFlow) -> Flow | GaugeFlow:
         """``target``, built for the larger lattice, with ``flow``'s trained state.
 
         By default every parameter as it is, for families whose parameters do not depend
-        on L (convolutions); buffers such as masks stay those built for the new L.
+        on L (convolutions, also the gauge flow's); buffers such as masks stay those built
+        for the new L.
         """
         target.load_state_dict({k: v.detach() for k, v in flow.named_parameters()}, strict=False)
         return target

@@ -11,7 +11,8 @@ import torch
 
 from fieldflow import errors
 from fieldflow.config import ConfigError
-from fieldflow.lattice import Point
+from fieldflow.config_points import point_from_entry
+from fieldflow.theory import THEORIES, PointLike, point_from_key
 
 
 def resolve_device(device: str) -> torch.device:
@@ -23,9 +24,26 @@ def resolve_device(device: str) -> torch.device:
     return torch.device(device)
 
 
-def point_of(params: dict[str, Any]) -> Point:
-    """The :class:`~fieldflow.lattice.Point` of a config point (keys L, s, lam[, name])."""
-    return Point(int(params["L"]), float(params["s"]), float(params["lam"]), params.get("name", ""))
+def point_of(params: dict[str, Any] | str) -> PointLike:
+    """The point of a job, of any theory, from its key or from a rule's point dict.
+
+    Args:
+        params: a point key (``L8_s-4_lam6.008``, ``L8_beta2``:
+            :func:`fieldflow.theory.point_from_key`), or a dict of ``L``, the parameters of
+            one theory and an optional ``name``, e.g. ``{"L": 8, "s": -4.0, "lam": 6.0}``
+            or ``{"L": 8, "beta": 2.0}``; its theory is ``params["theory"]`` if given, else
+            the one whose parameters it holds.
+    Raises:
+        ConfigError: a dict with the parameters of no theory, or of several.
+    """
+    if isinstance(params, str):
+        return point_from_key(params)
+    if "theory" not in params:
+        matches = [t.name for t in THEORIES.values() if set(t.parameters) <= params.keys()]
+        if len(matches) != 1:
+            raise ConfigError(f"point {params} holds the parameters of no single theory")
+        params = {**params, "theory": matches[0]}
+    return point_from_entry({**params, "L": int(params["L"])})
 
 
 def log_to(path: str | Path) -> None:

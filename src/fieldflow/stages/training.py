@@ -1,5 +1,6 @@
-"""Stages of the flows' training: train one flow at one point, and tabulate what starting
-from a smaller lattice's flow saved (``init_from``)."""
+"""Stages of the flows' training: train one flow at one point, of any theory its family
+samples (a φ⁴ family at a φ⁴ point, the gauge flow at a U(1) point), and tabulate what
+starting from a smaller lattice's flow saved (``init_from``)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,15 @@ import pandas as pd
 import torch
 
 from fieldflow import io
-from fieldflow.flows import ModelFileError, build_flow, load_model, save_model, transfer
+from fieldflow.config import ConfigError
+from fieldflow.flows import (
+    FAMILIES,
+    ModelFileError,
+    build_flow,
+    load_model,
+    save_model,
+    transfer,
+)
 from fieldflow.reader import ModelRecord
 from fieldflow.savings import TRANSFER_COLUMNS, transfer_saving
 from fieldflow.stages.jobs import point_of, resolve_device
@@ -37,10 +46,20 @@ def train_stage(
 ) -> None:
     """Train one flow at one point; write the model and its history CSV.
 
-    With ``init_model``, start from a flow of the same family trained at a smaller L
+    ``point``: the rule's point dict (:func:`~fieldflow.stages.jobs.point_of`), of a theory
+    the family samples (:meth:`~fieldflow.flows.FlowFamily.supports`). With ``init_model``,
+    start from a flow of the same family trained at a smaller L
     (:func:`fieldflow.flows.transfer`) instead of the identity.
+
+    Raises:
+        ConfigError: the family does not sample the point's theory.
     """
     p = point_of(point)
+    if family in FAMILIES and not FAMILIES[family].supports(p.theory.name):
+        raise ConfigError(
+            f"flow family {family} does not sample {p.theory.name} points ({p.key}); "
+            f"it samples {list(FAMILIES[family].theories)}"
+        )
     torch.manual_seed(seed)
     flow = build_flow(family, p.L, hyperparameters)
     if init_model is not None:
@@ -106,9 +125,7 @@ def transfer_stage(runs: list[dict[str, Any]], table_path: str | Path) -> pd.Dat
         rows.append(
             {
                 "flow": run["flow"],
-                "L": target.L,
-                "s": target.s,
-                "lam": target.lam,
+                **target.columns(),
                 "source_L": source.L,
                 "source_train_seconds": source.train_seconds,
                 **transfer_saving(transferred, scratch),
