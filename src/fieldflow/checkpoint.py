@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-from fieldflow.flows import Flow, GaugeFlow, ModelFileError, tensor_digest
+from fieldflow.flows import Flow, ModelFileError, tensor_digest
 from fieldflow.guard import Guard
 from fieldflow.io import remove_stale_partials
 
@@ -21,7 +21,7 @@ log = logging.getLogger(__name__)
 
 
 def training_state(
-    flow: Flow | GaugeFlow,
+    flow: Flow,
     optimizer: torch.optim.Optimizer,
     generators: tuple[torch.Generator, torch.Generator],
     step: int,

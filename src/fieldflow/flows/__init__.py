@@ -78,16 +78,14 @@ class ModelFileError(FieldflowError, RuntimeError):
     """A model or checkpoint file that is missing, corrupt or of the wrong kind."""
 
 
-def build_flow(family: str, L: int, hyperparameters: dict[str, Any]) -> Flow | GaugeFlow:
+def build_flow(family: str, L: int, hyperparameters: dict[str, Any]) -> Flow:
     """Build an untrained flow of a registered family for an L×L lattice."""
     if family not in FAMILIES:
         raise ValueError(f"unknown flow family {family!r}; known: {sorted(FAMILIES)}")
     return FAMILIES[family](L, **hyperparameters)
 
 
-def transfer(
-    flow: Flow | GaugeFlow, family: str, L_new: int, hyperparameters: dict[str, Any]
-) -> Flow | GaugeFlow:
+def transfer(flow: Flow, family: str, L_new: int, hyperparameters: dict[str, Any]) -> Flow:
     """A flow for an L_new × L_new lattice initialised from one trained at a smaller L.
 
     Each family carries its trained state over itself (:meth:`FlowFamily.transfer`):
@@ -130,9 +128,7 @@ def _tensors(tree: Any, prefix: str) -> Iterator[tuple[str, torch.Tensor]]:
             yield from _tensors(value, f"{prefix}/{index}")
 
 
-def save_model(
-    path: str | Path, flow: Flow | GaugeFlow, family: str, hyperparameters: dict, **meta
-) -> None:
+def save_model(path: str | Path, flow: Flow, family: str, hyperparameters: dict, **meta) -> None:
     """Write a trained flow atomically: a killed job leaves no file that looks complete.
 
     The file records :func:`tensor_digest` of the state dict, which :func:`load_model`
@@ -155,7 +151,7 @@ def save_model(
     tmp.replace(path)
 
 
-def load_model(path: str | Path, map_location: str = "cpu") -> tuple[Flow | GaugeFlow, dict]:
+def load_model(path: str | Path, map_location: str = "cpu") -> tuple[Flow, dict]:
     """Read a flow written by :func:`save_model`; returns the flow and its metadata.
 
     A file whose tensors do not match their recorded hash is a :class:`ModelFileError`;

@@ -33,7 +33,12 @@ def normal_log_prob(z: Tensor) -> Tensor:
 
 
 class Flow(nn.Module):
-    """Standard-normal prior followed by a sequence of bijections on an L×L lattice."""
+    """A prior followed by a sequence of bijections on an L×L lattice.
+
+    The prior is standard normal on (L, L) here; a subclass with another field or prior
+    overrides :meth:`_noise` and :meth:`_prior_log_prob` (the U(1) gauge flow: uniform on
+    the links, :class:`fieldflow.flows.gauge.GaugeFlow`).
+    """
 
     def __init__(self, L: int, layers: Sequence[Bijection]) -> None:
         super().__init__()
@@ -77,11 +82,15 @@ class Flow(nn.Module):
             (n, self.L, self.L), generator=generator, dtype=ref.dtype, device=ref.device
         )
 
+    def _prior_log_prob(self, z: Tensor) -> Tensor | float:
+        """log of the prior density of the noise z, per configuration."""
+        return normal_log_prob(z)
+
     def sample(self, n: int, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
         """Draw n configurations with their exact log q, shapes (n, L, L) and (n,)."""
         z = self._noise(n, generator)
         phi, log_det = self.transform(z)
-        return phi, normal_log_prob(z) - log_det
+        return phi, self._prior_log_prob(z) - log_det
 
     def sample_with_kinetic(
         self, n: int, generator: torch.Generator | None = None
@@ -93,12 +102,12 @@ class Flow(nn.Module):
         """
         z = self._noise(n, generator)
         phi, log_det, energy = self._push(z, kinetic=True)
-        return phi, normal_log_prob(z) - log_det, energy
+        return phi, self._prior_log_prob(z) - log_det, energy
 
     def log_prob(self, phi: Tensor) -> Tensor:
         """log q(φ) of given configurations, via the inverse; shape (batch,)."""
         z, log_det = self.inverse(phi)
-        return normal_log_prob(z) + log_det
+        return self._prior_log_prob(z) + log_det
 
     def n_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters() if p.requires_grad)

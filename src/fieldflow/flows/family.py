@@ -7,12 +7,9 @@ lattice) asks the family, never compares names.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 from fieldflow.flows.base import Flow
-
-if TYPE_CHECKING:
-    from fieldflow.flows.gauge import GaugeFlow
 
 
 class FlowFamily:
@@ -37,11 +34,11 @@ class FlowFamily:
         """Its flows take the L that are multiples of this: 2 for checkerboard masks."""
         return 2 if self.requires_even_L else 1
 
-    def build(self, L: int, **hyperparameters: Any) -> Flow | GaugeFlow:  # pragma: no cover
+    def build(self, L: int, **hyperparameters: Any) -> Flow:  # pragma: no cover
         """An untrained flow for an L×L lattice."""
         raise NotImplementedError
 
-    def __call__(self, L: int, **hyperparameters: Any) -> Flow | GaugeFlow:
+    def __call__(self, L: int, **hyperparameters: Any) -> Flow:
         return self.build(L, **hyperparameters)
 
     def section_problems(self, section: dict[str, Any]) -> list[tuple[str, str]]:
@@ -49,9 +46,7 @@ class FlowFamily:
         flows cannot take; the schema has checked the types."""
         return []
 
-    def transfer(
-        self, flow: Flow | GaugeFlow, L_new: int, hyperparameters: dict[str, Any]
-    ) -> Flow | GaugeFlow:
+    def transfer(self, flow: Flow, L_new: int, hyperparameters: dict[str, Any]) -> Flow:
         """A flow for an L_new × L_new lattice initialised from one trained at a smaller L.
 
         The flow must have the layers ``hyperparameters`` build (a ValueError names the
@@ -69,7 +64,7 @@ class FlowFamily:
             )
         return self.carry_over(flow, target)
 
-    def carry_over(self, flow: Flow | GaugeFlow, target: Flow | GaugeFlow) -> Flow | GaugeFlow:
+    def carry_over(self, flow: Flow, target: Flow) -> Flow:
         """``target``, built for the larger lattice, with ``flow``'s trained state.
 
         By default every parameter as it is, for families whose parameters do not depend

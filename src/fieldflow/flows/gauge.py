@@ -29,6 +29,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
+from fieldflow.flows.base import Flow
 from fieldflow.flows.circular import CircularSpline, n_spline_parameters
 from fieldflow.flows.coupling import conv_net
 from fieldflow.u1.lattice import plaquette, wrap
@@ -98,41 +99,20 @@ class GaugeCoupling(nn.Module):
         return self._couple(links, inverse=True)
 
 
-class GaugeFlow(nn.Module):
+class GaugeFlow(Flow):
     """Uniform (Haar) prior on (−π, π]^{2V} followed by gauge-equivariant couplings.
 
-    The interface of :class:`fieldflow.flows.base.Flow`, on links of shape (batch, 2, L, L)
-    wrapped to (−π, π].
+    A :class:`fieldflow.flows.base.Flow` on links of shape (batch, 2, L, L), wrapped to
+    (−π, π]; its prior density is the constant −2V log 2π, and no layer integrates an ODE
+    (zero kinetic energy, exact log q).
     """
-
-    def __init__(self, L: int, layers: Sequence[GaugeCoupling]) -> None:
-        super().__init__()
-        self.L = L
-        self.layers = nn.ModuleList(layers)
-
-    @property
-    def _reference(self) -> Tensor:
-        return next(self.parameters())
 
     def prior_log_prob(self) -> float:
         """log q₀ = −2V log 2π of every configuration."""
         return -2 * self.L * self.L * math.log(2.0 * math.pi)
 
-    def transform(self, z: Tensor) -> tuple[Tensor, Tensor]:
-        """Links f(z) and log |det ∂f/∂z|, shapes (batch, 2, L, L) and (batch,)."""
-        log_det = z.new_zeros(z.shape[0])
-        for layer in self.layers:
-            z, ld = layer(z)
-            log_det = log_det + ld
-        return z, log_det
-
-    def inverse(self, links: Tensor) -> tuple[Tensor, Tensor]:
-        """z = f⁻¹(links) and log |det ∂f⁻¹/∂links|."""
-        log_det = links.new_zeros(links.shape[0])
-        for layer in reversed(self.layers):
-            links, ld = layer.inverse(links)
-            log_det = log_det + ld
-        return links, log_det
+    def _prior_log_prob(self, z: Tensor) -> float:
+        return self.prior_log_prob()
 
     def _noise(self, n: int, generator: torch.Generator | None) -> Tensor:
         ref = self._reference
@@ -140,30 +120,6 @@ class GaugeFlow(nn.Module):
             (n, 2, self.L, self.L), generator=generator, dtype=ref.dtype, device=ref.device
         )
         return math.pi - 2.0 * math.pi * u  # u ∈ [0, 1) gives (−π, π]
-
-    def sample(self, n: int, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
-        """n configurations with their exact log q, shapes (n, 2, L, L) and (n,)."""
-        links, log_det = self.transform(self._noise(n, generator))
-        return links, self.prior_log_prob() - log_det
-
-    def sample_with_kinetic(
-        self, n: int, generator: torch.Generator | None = None
-    ) -> tuple[Tensor, Tensor, Tensor]:
-        """``sample`` and a zero kinetic energy (no layer integrates an ODE)."""
-        links, log_q = self.sample(n, generator)
-        return links, log_q, torch.zeros_like(log_q)
-
-    def log_prob(self, links: Tensor) -> Tensor:
-        """log q(links) via the inverse, shape (batch,)."""
-        _, log_det = self.inverse(links)
-        return self.prior_log_prob() + log_det
-
-    def n_parameters(self) -> int:
-        return sum(p.numel() for p in self.parameters() if p.requires_grad)
-
-    def discretisation_error(self, n: int, generator: torch.Generator | None = None) -> float:
-        """Zero: every layer's log-det is exact."""
-        return 0.0
 
 
 def build_gauge_flow(
