@@ -25,3 +25,9 @@ def tiny_config(tmp_path) -> Path:
     config = tmp_path / "tiny.yaml"
     shutil.copy(ROOT / "tests" / "data" / "tiny.yaml", config)
     return config
+
+
+@pytest.fixture
+def schema(root) -> Path:
+    """The config schema of the workflow."""
+    return root / "workflow" / "schemas" / "config.schema.yaml"

@@ -16,11 +16,6 @@ from fieldflow.config import (
 GOOD = {"points": [{"L": 8, "s": -4.0, "lam": 8.0}]}
 
 
-@pytest.fixture
-def schema(root):
-    return root / "workflow" / "schemas" / "config.schema.yaml"
-
-
 def check(config, schema):
     return validate(copy.deepcopy(config), schema)
 

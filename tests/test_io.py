@@ -223,7 +223,7 @@ def write_in_blocks(path, ds, attrs, blocks=(3, 1, 6)):
         out.start(
             n_chains,
             n_draws,
-            ds.sizes["x"],
+            (ds.sizes["x"], ds.sizes["y"]),
             per_draw={"action": np.float64, "accepted": bool},
             per_proposal={
                 "log_weight": ds["proposal_log_weight"].shape[1:],
@@ -278,7 +278,7 @@ def test_writer_refuses_a_short_store_and_an_error_leaves_only_a_partial(tmp_pat
         write_in_blocks(path, ds, dict(ds.attrs), blocks=(4,))
     with pytest.raises(RuntimeError, match="killed"):
         with io.EnsembleWriter(path, dict(ds.attrs)) as out:
-            out.start(2, 10, 4, per_draw={"action": np.float64})
+            out.start(2, 10, (4, 4), per_draw={"action": np.float64})
             out.append(ds["phi"].values[:, :5], {"action": ds["action"].values[:, :5]})
             raise RuntimeError("killed")
     assert not path.exists()
@@ -299,7 +299,7 @@ def test_writer_checks_what_it_is_given(tmp_path):
     out = io.EnsembleWriter(tmp_path / "e.zarr", dict(ds.attrs))
     with pytest.raises(ValueError, match="call start"):
         out.append(ds["phi"].values, {})
-    out.start(2, 10, 4, per_draw={"action": np.float64})
+    out.start(2, 10, (4, 4), per_draw={"action": np.float64})
     with pytest.raises(ValueError, match="not \\['action', 'phi'\\]"):
         out.append(ds["phi"].values, {})
     with pytest.raises(ValueError, match="phi of chain 0 would exceed its 10"):

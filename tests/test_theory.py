@@ -7,7 +7,7 @@ import torch
 from fieldflow import lattice
 from fieldflow.lattice import Point
 from fieldflow.mcmc.burnin import check_trajectory_length
-from fieldflow.mcmc.chain import Collect, draw_shape, sink_shape
+from fieldflow.mcmc.chain import Collect
 from fieldflow.theory import PHI4, THEORIES, U1, get_theory, point_from_key
 from fieldflow.u1 import exact as u1_exact
 from fieldflow.u1 import lattice as u1_lattice
@@ -127,7 +127,7 @@ def test_exact():
     assert PHI4.exact(Point(6, 0.5, 0.0)) == lattice.gaussian_observables(6, 0.5)
     assert PHI4.exact(Point(6, -4.0, 6.975)) is None
     assert PHI4.exact(Point(6, -0.5, 0.0)) is None
-    assert U1.exact(U1Point(4, 2.0)) == u1_exact.references(4, 2.0)
+    assert U1.exact(U1Point(4, 2.0)) == {**u1_exact.references(4, 2.0), "topological_charge": 0.0}
 
 
 def test_auto_trajectory_length_is_refused_for_u1():
@@ -137,11 +137,10 @@ def test_auto_trajectory_length_is_refused_for_u1():
         check_trajectory_length("auto", U1Point(4, 1.0))
 
 
-def test_sink_shapes():
-    assert sink_shape(Point(6, -4.0, 6.975)) == 6
-    assert sink_shape(U1Point(4, 1.0)) == (2, 4, 4)
-    assert draw_shape(6) == (6, 6) and draw_shape(np.int64(6)) == (6, 6)
-    assert draw_shape((2, 4, 4)) == (2, 4, 4)
+def test_sinks_take_the_field_shape():
+    assert Point(6, -4.0, 6.975).theory.field_shape(6) == (6, 6)
+    point = U1Point(4, 1.0)
     sink = Collect()
-    sink.start(3, 5, (2, 4, 4), {"action": np.float64})
+    sink.start(3, 5, point.theory.field_shape(point.L), {"action": np.float64})
     assert sink.phi.shape == (3, 5, 2, 4, 4)
+    assert sink.per_draw["action"].shape == (3, 5)

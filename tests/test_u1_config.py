@@ -2,14 +2,14 @@
 point names its theory (fieldflow.config, fieldflow.config_points, fieldflow.stages.jobs,
 fieldflow.stages.training with the gauge family of fieldflow.flows)."""
 
-import copy
 import math
 
 import pytest
 import torch
+from test_config import check
 
 from fieldflow import samplers
-from fieldflow.config import ConfigError, init_sources, job_seed, points, validate
+from fieldflow.config import ConfigError, init_sources, job_seed, points
 from fieldflow.flows import FAMILIES, GaugeFlow, build_flow, load_model, transfer
 from fieldflow.lattice import Point
 from fieldflow.reader import ModelRecord
@@ -32,15 +32,6 @@ U1_POINT = {"theory": "u1", "L": 8, "beta": 2.0}
 HMC_ONLY = {"flows": [], "mcmc": ["hmc"]}
 TRAINING = {"steps": 3, "ess_every": 10, "ess_samples": 16, "batch_size": 8}
 HYPER = {"n_layers": 2, "hidden_channels": [4], "kernel_size": 3, "n_bins": 2}
-
-
-@pytest.fixture
-def schema(root):
-    return root / "workflow" / "schemas" / "config.schema.yaml"
-
-
-def check(config, schema):
-    return validate(copy.deepcopy(config), schema)
 
 
 def test_u1_study_validates_to_u1_points(schema):

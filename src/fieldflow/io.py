@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import glob
 import logging
-import numbers
 import shutil
 import uuid
 import warnings
@@ -258,7 +257,7 @@ class EnsembleWriter:
         self,
         n_chains: int,
         n_draws: int,
-        shape: int | tuple[int, ...],
+        shape: tuple[int, ...],
         per_draw: Mapping[str, DTypeLike],
         per_proposal: Mapping[str, tuple[int, ...]] | None = None,
     ) -> None:
@@ -266,7 +265,7 @@ class EnsembleWriter:
 
         Args:
             shape: the shape of one draw, the theory's ``field_shape(L)``: (L, L) for φ⁴,
-                (2, L, L) for U(1); an int L stands for (L, L).
+                (2, L, L) for U(1).
             per_draw: dtype of each per-draw series, stored (chain, draw) as by
                 :func:`ensemble_dataset` (floats as float64).
             per_proposal: shape of each per-proposal series of one chain, (n_proposals,)
@@ -277,8 +276,10 @@ class EnsembleWriter:
         if self._tmp is not None:
             raise ValueError(f"{self.path}: the store was already started")
         per_proposal = dict(per_proposal or {})
-        if isinstance(shape, numbers.Integral):
-            shape = (int(shape), int(shape))
+        if not isinstance(shape, tuple):
+            raise TypeError(
+                f"{self.path}: the draw shape must be a tuple such as (L, L), got {shape!r}"
+            )
         template = ensemble_dataset(
             np.zeros((n_chains, 0, *shape), dtype=np.float32),
             {name: np.zeros((n_chains, 0), dtype=dtype) for name, dtype in per_draw.items()},

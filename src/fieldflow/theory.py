@@ -176,7 +176,8 @@ def _phi4_exact(point: lattice.Point) -> dict[str, float] | None:
 
 
 def _u1_exact(point: U1Point) -> dict[str, float]:
-    return u1_exact.references(point.L, point.beta)
+    # ⟨Q⟩ = 0 exactly: θ → −θ maps Q → −Q and leaves S unchanged (as φ → −φ does M).
+    return {**u1_exact.references(point.L, point.beta), "topological_charge": 0.0}
 
 
 def _phi4_measurements(phi: Tensor) -> dict[str, Tensor]:

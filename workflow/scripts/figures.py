@@ -6,8 +6,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from fieldflow import plots
+from fieldflow import plots, study
 from fieldflow.io import load_array, read_ensemble
+from fieldflow.reader import theory_of
 
 
 def label(path: str) -> str:
@@ -16,11 +17,12 @@ def label(path: str) -> str:
 
 
 def last_draws(path: str, n: int = 4) -> np.ndarray:
-    """The last ``n`` configurations of chain 0, shape (n, L, L), read without loading φ."""
+    """The last ``n`` configurations of chain 0, shape (n, *field_shape), read without
+    loading the whole field (the theory's: φ, or U(1)'s links)."""
     dataset = read_ensemble(path)
     last = dataset.isel(chain=[0], draw=slice(-n, None))
     last.encoding.update(dataset.encoding)  # so that a corrupt chunk names its store
-    return load_array(last, "phi")[0]
+    return load_array(last, theory_of(dataset).field)[0]
 
 
 def transfer_runs() -> list[dict]:
@@ -54,8 +56,8 @@ needed = dict.fromkeys(key for name in names for key in plots.FIGURES[name].inpu
 inputs = {
     key: LOADERS[key]() if key in LOADERS else pd.read_csv(snakemake.input[key]) for key in needed
 }
+theory = study.theory_of(pd.read_csv(snakemake.input.observables)).name
 out = Path(snakemake.output[0]).parent
 for name in names:
-    spec = plots.FIGURES[name]
-    fig = spec.draw(*(inputs[key] for key in spec.inputs))
+    fig = plots.draw(name, inputs, theory)
     logging.info("wrote %s and %s", *plots.save_figure(fig, out / name))

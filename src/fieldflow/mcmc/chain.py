@@ -5,14 +5,12 @@ pipeline's sink is :class:`fieldflow.io.EnsembleWriter`, which writes them to di
 chunk) and returns a :class:`ChainSummary`; :func:`collect` keeps them in memory instead,
 as one :class:`ChainResult`.
 
-A draw is one configuration of the point's theory: φ⁴'s φ (L, L) or U(1)'s links (2, L, L).
-Its shape reaches :meth:`DrawSink.start` as ``L`` where it is (L, L), the form every sink
-takes, and as the whole shape otherwise (:func:`sink_shape`).
+A draw is one configuration of the point's theory: φ⁴'s φ (L, L) or U(1)'s links (2, L, L);
+:meth:`DrawSink.start` takes its shape, ``point.theory.field_shape(point.L)``.
 """
 
 from __future__ import annotations
 
-import numbers
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -22,18 +20,19 @@ from numpy.typing import DTypeLike
 
 from fieldflow.theory import PointLike
 
-#: The shape of one draw as :meth:`DrawSink.start` takes it: L for (L, L), else the shape.
-DrawShape = int | tuple[int, ...]
-
 
 class DrawSink(Protocol):
     """Where a baseline puts its kept draws: declared once, then block by block along draw."""
 
     def start(
-        self, n_chains: int, n_draws: int, L: DrawShape, per_draw: Mapping[str, DTypeLike]
+        self,
+        n_chains: int,
+        n_draws: int,
+        shape: tuple[int, ...],
+        per_draw: Mapping[str, DTypeLike],
     ) -> None:
-        """Declare φ (n_chains, n_draws, L, L), or (n_chains, n_draws, *L) for a tuple
-        ``L`` (:func:`sink_shape`), and the per-draw series with their dtypes."""
+        """Declare the field (n_chains, n_draws, *shape), ``shape`` the theory's
+        ``field_shape(L)``, and the per-draw series with their dtypes."""
 
     def append(self, phi: np.ndarray, per_draw: Mapping[str, np.ndarray]) -> None:
         """The next k draws of every chain: φ (chain, k, *shape), each series (chain, k)."""
@@ -80,9 +79,13 @@ class Collect:
         self._filled = 0
 
     def start(
-        self, n_chains: int, n_draws: int, L: DrawShape, per_draw: Mapping[str, DTypeLike]
+        self,
+        n_chains: int,
+        n_draws: int,
+        shape: tuple[int, ...],
+        per_draw: Mapping[str, DTypeLike],
     ) -> None:
-        self.phi = np.empty((n_chains, n_draws, *draw_shape(L)), dtype=np.float32)
+        self.phi = np.empty((n_chains, n_draws, *shape), dtype=np.float32)
         shape = (n_chains, n_draws)
         self.per_draw = {name: np.empty(shape, dtype) for name, dtype in per_draw.items()}
 
@@ -92,18 +95,6 @@ class Collect:
         for name, values in per_draw.items():
             self.per_draw[name][:, draws] = values
         self._filled = draws.stop
-
-
-def sink_shape(point: PointLike) -> DrawShape:
-    """How to declare the point's draws to a :class:`DrawSink`: ``L`` where a draw is
-    (L, L) (φ⁴), else the theory's field shape, e.g. (2, L, L) for U(1) links."""
-    shape = point.theory.field_shape(point.L)
-    return point.L if shape == (point.L, point.L) else shape
-
-
-def draw_shape(L: DrawShape) -> tuple[int, ...]:
-    """The shape of one draw from its declared form: (L, L) for an int, else ``L`` itself."""
-    return (int(L), int(L)) if isinstance(L, numbers.Integral) else tuple(L)
 
 
 ChainStream = Callable[[PointLike, dict[str, Any], int, DrawSink, bool], ChainSummary]

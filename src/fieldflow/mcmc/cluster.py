@@ -202,7 +202,10 @@ def stream(
     phi, delta = _tune(phi, point, cfg, rng, progress)
     log.info("cluster: local step size %.4f after %d burn-in updates", delta, cfg.burn_in)
     sink.start(
-        cfg.n_chains, cfg.n_updates, point.L, {"action": np.float64, "cluster_fraction": np.float64}
+        cfg.n_chains,
+        cfg.n_updates,
+        (point.L, point.L),
+        {"action": np.float64, "cluster_fraction": np.float64},
     )
     n_updates = cfg.n_updates * cfg.thin
     rate, or_rate, flipped = 0.0, 0.0, 0.0

@@ -47,7 +47,6 @@ from fieldflow.mcmc.chain import (
     DrawSink,
     check_thin,
     collect,
-    sink_shape,
 )
 from fieldflow.mcmc.integrators import INTEGRATORS, OMELYAN_XI, leapfrog, omelyan, trajectory
 from fieldflow.mcmc.timing import Stopwatch, UpdateTime
@@ -174,7 +173,7 @@ def hmc_stream(
     log.info("HMC step size %.4f, %d steps per trajectory of %.3f", eps, n_steps, tau)
     step = INTEGRATORS[integrator]
     per_draw = {"action": np.float64, "accepted": np.bool_}
-    sink.start(n_chains, n_trajectories, sink_shape(point), per_draw)
+    sink.start(n_chains, n_trajectories, point.theory.field_shape(point.L), per_draw)
     n_updates = n_trajectories * thin
     low = max(1, math.floor((1.0 - jitter) * n_steps))
     high = max(low, math.ceil((1.0 + jitter) * n_steps))

@@ -13,7 +13,10 @@ effective masses), :mod:`~fieldflow.plots.agreement` (pulls),
 :mod:`~fieldflow.plots.broken_phase` (tunnelling, M/V histograms),
 :mod:`~fieldflow.plots.fields` (configurations), :mod:`~fieldflow.plots.free_energy`
 (log Z), and the shared look in
-:mod:`~fieldflow.plots.style`.
+:mod:`~fieldflow.plots.style`; what differs between theories (labels, axes, the image of a
+configuration) in :mod:`~fieldflow.plots.looks`, and which figures apply to which theory in
+:mod:`~fieldflow.plots.registry`. A study's theory is read off its tables' point columns
+(:func:`fieldflow.study.theory_of`).
 """
 
 from fieldflow.plots.acceptance import acceptance_ess, families_vs_L
@@ -24,11 +27,12 @@ from fieldflow.plots.fields import configurations
 from fieldflow.plots.free_energy import free_energy
 from fieldflow.plots.observables import (
     effective_masses,
+    exact_comparison,
     load_anchors,
     observables_comparison,
     tau_int,
 )
-from fieldflow.plots.registry import FIGURES, FigureSpec, figure_names
+from fieldflow.plots.registry import FIGURES, FigureSpec, draw, figure_names
 from fieldflow.plots.style import (
     OBSERVABLE_LABELS,
     OBSERVABLE_SYMBOLS,
@@ -52,9 +56,11 @@ __all__ = [
     "acceptance_ess",
     "configurations",
     "cost_per_sample",
+    "draw",
     "effective_masses",
     "ess_at_largest_lattice",
     "ess_vs_seconds",
+    "exact_comparison",
     "families_vs_L",
     "free_energy",
     "figure_names",

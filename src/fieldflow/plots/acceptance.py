@@ -7,8 +7,10 @@ import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
+from fieldflow.plots.looks import look_of
 from fieldflow.plots.style import (
     aligned,
+    axis_label,
     note,
     offsets,
     points_of,
@@ -16,6 +18,7 @@ from fieldflow.plots.style import (
     samplers_of,
     set_point_ticks,
 )
+from fieldflow.study.roles import point_columns
 
 
 def acceptance_ess(samplers: pd.DataFrame) -> Figure:
@@ -48,7 +51,8 @@ def acceptance_ess(samplers: pd.DataFrame) -> Figure:
 
 
 def families_vs_L(samplers: pd.DataFrame) -> Figure:
-    """ESS and Metropolis acceptance of every flow family against the lattice size L.
+    """ESS and Metropolis acceptance of every flow family against the lattice size L (or
+    the theory's axis, :class:`~fieldflow.plots.style.TheoryLook`: β for U(1)).
 
     Args:
         samplers: the samplers table; Markov-chain rows (kind ``mcmc``) are left out.
@@ -57,13 +61,15 @@ def families_vs_L(samplers: pd.DataFrame) -> Figure:
     """
     fig = Figure(figsize=(10, 4), layout="constrained")
     ax_ess, ax_acc = fig.subplots(1, 2, squeeze=True)
-    fig.suptitle("Flow quality against lattice size")
+    look = look_of(samplers)
+    x = look.axis
+    fig.suptitle(look.texts["families"])
     flows = samplers[samplers["kind"] == "flow"]
     for ax, column, label in (
         (ax_ess, "ess", "ESS per sample"),
         (ax_acc, "acceptance", "Metropolis acceptance"),
     ):
-        ax.set_xlabel("L")
+        ax.set_xlabel(axis_label(x))
         ax.set_ylabel(label)
         ax.set_ylim(0.0, 1.05)
         ax.grid(alpha=0.3)
@@ -73,23 +79,21 @@ def families_vs_L(samplers: pd.DataFrame) -> Figure:
         names = samplers_of(flows)
         # Markers only, nudged apart per family: several points may share an L.
         for sampler, dx in zip(names, offsets(len(names), width=0.3), strict=True):
-            rows = flows[flows["sampler"] == sampler].sort_values("L")
+            rows = flows[flows["sampler"] == sampler].sort_values(x)
             ax.plot(
-                rows["L"] + dx,
+                rows[x] + dx,
                 rows[column],
                 linestyle="none",
                 label=sampler,
                 **sampler_style(sampler),
             )
-        ax.set_xticks(sorted(flows["L"].unique()))
+        ax.set_xticks(sorted(flows[x].unique()))
     if not flows.empty:
         ax_ess.legend()
     return fig
 
 
-def _grouped_bars(
-    ax: Axes, table: pd.DataFrame, points: list[tuple[int, float, float]], column: str
-) -> None:
+def _grouped_bars(ax: Axes, table: pd.DataFrame, points: list[tuple], column: str) -> None:
     """One bar group per point, one bar per sampler, NaN bars left out."""
     names = samplers_of(table)
     width = 0.8 / max(len(names), 1)
@@ -101,6 +105,6 @@ def _grouped_bars(
             x[keep] + offset, heights[keep], width, label=name, color=sampler_style(name)["color"]
         )
         ax.bar_label(bars, fmt="%.2f", fontsize="x-small", padding=1)
-    set_point_ticks(ax, points)
+    set_point_ticks(ax, points, point_columns(table))
     ax.grid(axis="y", alpha=0.3)
     ax.legend(title="sampler", fontsize="small")

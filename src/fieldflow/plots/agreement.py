@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from fieldflow.plots.looks import look_of
 from fieldflow.plots.style import (
     note,
     offsets,
@@ -14,6 +15,7 @@ from fieldflow.plots.style import (
     sampler_style,
     set_point_ticks,
 )
+from fieldflow.study.roles import point_columns
 
 #: Marker of the exact Gaussian reference at λ = 0; a baseline reference has its own.
 _EXACT_MARKER = "*"
@@ -23,7 +25,8 @@ def pulls(agreement: pd.DataFrame, limit: float = 4.0) -> Figure:
     """Every pull of results/tables/agreement.csv, one marker per estimate.
 
     Pulls are (value − reference) / combined error against each Markov-chain baseline, or
-    against the exact Gaussian value at λ = 0. The colour is the sampler's, the marker
+    against the exact value where the theory knows it (φ⁴: Gaussian at λ = 0; U(1):
+    everywhere). The colour is the sampler's, the marker
     shape the reference's; the fill tells the estimator (filled: Metropolis chain,
     hollow: reweighting). The grey bands are ±1σ and ±2σ; red lines mark ±``limit``;
     pulls beyond it are drawn at the edge with their value beside them. A grey × marks a
@@ -31,7 +34,8 @@ def pulls(agreement: pd.DataFrame, limit: float = 4.0) -> Figure:
     """
     fig = Figure(figsize=(10, 4.5), layout="constrained")
     ax = fig.subplots()
-    ax.set_title("Agreement with the Markov-chain baselines (or the exact result at λ = 0)")
+    texts = look_of(agreement).texts
+    ax.set_title(texts["agreement"])
     ax.set_ylabel("pull (σ)")
     ax.axhspan(-2, 2, color="0.9")
     ax.axhspan(-1, 1, color="0.8")
@@ -39,9 +43,9 @@ def pulls(agreement: pd.DataFrame, limit: float = 4.0) -> Figure:
         ax.axhline(sign * limit, color="red", lw=1)
     ax.set_ylim(-limit - 1.5, limit + 1.5)
     if agreement.empty:
-        note(ax, "nothing to compare (no Markov chain and no λ = 0 point)")
+        note(ax, texts["agreement_empty"])
         return fig
-    points = points_of(agreement)
+    points, names = points_of(agreement), point_columns(agreement)
     keys = ["sampler", "estimator", "reference"]
     groups = list(dict.fromkeys(agreement[keys].itertuples(index=False, name=None)))
     for (sampler, estimator, reference), dx in zip(
@@ -52,7 +56,7 @@ def pulls(agreement: pd.DataFrame, limit: float = 4.0) -> Figure:
             & (agreement["estimator"] == estimator)
             & (agreement["reference"] == reference)
         ]
-        x = np.array([point_index(points, r.L, r.s, r.lam) for r in rows.itertuples()], float)
+        x = np.array([point_index(points, p) for p in rows[names].to_numpy()], float)
         y = rows["pull"].to_numpy(dtype=float)
         shown = np.clip(y, -limit - 1.2, limit + 1.2)
         marker = _EXACT_MARKER if reference == "exact" else sampler_style(reference)["marker"]
@@ -92,6 +96,6 @@ def pulls(agreement: pd.DataFrame, limit: float = 4.0) -> Figure:
             color="0.3",
             label="× unreliable estimate or reference",
         )
-    set_point_ticks(ax, points)
+    set_point_ticks(ax, points, names)
     ax.legend(fontsize="x-small", ncol=3, loc="lower right")
     return fig

@@ -6,8 +6,10 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from fieldflow.plots.looks import look_of
 from fieldflow.plots.style import (
     at_point,
+    axis_label,
     lines_in_L,
     note,
     offsets,
@@ -15,10 +17,15 @@ from fieldflow.plots.style import (
     sampler_style,
     samplers_of,
 )
+from fieldflow.study.roles import point_columns, roles_of
 
 
 def tunnelling(table: pd.DataFrame) -> Figure:
     """τ_int of the magnetization against L, per sampler: how fast M changes sign.
+
+    For another theory, of its order parameter against its axis
+    (:class:`~fieldflow.plots.style.TheoryLook`): for U(1), τ_int(Q) against β, how fast
+    the topological charge changes sector.
 
     Args:
         table: results/tables/tunnelling.csv (:func:`fieldflow.study.tunnelling`).
@@ -30,9 +37,11 @@ def tunnelling(table: pd.DataFrame) -> Figure:
     """
     fig = Figure(figsize=(7, 5), layout="constrained")
     ax = fig.subplots()
-    ax.set_title(r"Tunnelling between the vacua: $\tau_\mathrm{int}$ of $\langle M\rangle$")
-    ax.set_xlabel("L")
-    ax.set_ylabel(r"$\tau_\mathrm{int}(M)$ (updates)")
+    look, roles = look_of(table), roles_of(table)
+    x, tau, tau_error = look.axis, roles.column("tau_m"), roles.column("tau_m_error")
+    ax.set_title(look.texts["tunnelling"])
+    ax.set_xlabel(axis_label(x))
+    ax.set_ylabel(look.texts["tunnelling_y"])
     ax.set_yscale("log")
     ax.grid(alpha=0.3, which="both")
     ax.axhline(0.5, color="0.4", ls="--", lw=1.0, label="uncorrelated (τ = ½)")
@@ -42,12 +51,13 @@ def tunnelling(table: pd.DataFrame) -> Figure:
     names = samplers_of(table)
     for sampler, dx in zip(names, offsets(len(names), width=0.4), strict=True):
         style = sampler_style(sampler)
-        rows = table[table["sampler"] == sampler].sort_values(["s", "lam", "L"])
+        others = [name for name in point_columns(table) if name != x]
+        rows = table[table["sampler"] == sampler].sort_values([*others, x])
         bounded = rows["bound"] == "lower"
-        numbers = rows[~bounded & (rows["tau_m"] > 0)]
-        for line in lines_in_L(numbers):
+        numbers = rows[~bounded & (rows[tau] > 0)]
+        for line in lines_in_L(numbers, x):
             if len(line) > 1:
-                ax.plot(line["L"] + dx, line["tau_m"], color=style["color"], lw=1)
+                ax.plot(line[x] + dx, line[tau], color=style["color"], lw=1)
         trusted = numbers["reliable"].astype(bool)
         series = (
             (numbers[trusted], "full", sampler),
@@ -56,9 +66,9 @@ def tunnelling(table: pd.DataFrame) -> Figure:
         for subset, fill, label in series:
             if subset.empty:
                 continue
-            y, dy = subset["tau_m"], subset["tau_m_error"].fillna(0.0)
+            y, dy = subset[tau], subset[tau_error].fillna(0.0)
             ax.errorbar(
-                subset["L"] + dx,
+                subset[x] + dx,
                 y,
                 yerr=[np.minimum(dy, 0.9 * y), dy],
                 linestyle="none",
@@ -69,21 +79,21 @@ def tunnelling(table: pd.DataFrame) -> Figure:
             )
         if bounded.any():
             ax.plot(
-                rows.loc[bounded, "L"] + dx,
-                rows.loc[bounded, "tau_m"],
+                rows.loc[bounded, x] + dx,
+                rows.loc[bounded, tau],
                 linestyle="none",
                 marker=10,
                 markersize=12,
                 color=style["color"],
                 label=f"{sampler}: no crossing, lower bound",
             )
-    ax.set_xticks(sorted(table["L"].unique()))
+    ax.set_xticks(sorted(table[x].unique()))
     ax.legend(fontsize="x-small", ncol=2)
     return fig
 
 
 def magnetization_histograms(histograms: pd.DataFrame) -> Figure:
-    """The distribution of M/V, one panel per point, one step line per sampler.
+    """The distribution of M/V (U(1): of Q), one panel per point, one step line per sampler.
 
     Args:
         histograms: results/tables/magnetization_histograms.csv (columns L, s, lam,
@@ -94,12 +104,13 @@ def magnetization_histograms(histograms: pd.DataFrame) -> Figure:
         stuck in different vacua still draw two peaks between them: their weights are
         then off by chance, and tunnelling.csv, not this figure, tells them apart.
     """
-    fig, panels = point_grid(histograms, "Distribution of the magnetization $M/V$", "no histograms")
-    for (L, s, lam), ax in panels:
-        ax.set_xlabel("$M/V$")
+    texts = look_of(histograms).texts
+    fig, panels = point_grid(histograms, texts["histograms"], "no histograms")
+    for point, ax in panels:
+        ax.set_xlabel(texts["histogram_x"])
         ax.set_ylabel("density")
         ax.grid(alpha=0.3)
-        here = at_point(histograms, L, s, lam)
+        here = at_point(histograms, point)
         for sampler in samplers_of(here):
             rows = here[here["sampler"] == sampler].sort_values("bin_low")
             edges = np.append(rows["bin_low"].to_numpy(), rows["bin_high"].iloc[-1])

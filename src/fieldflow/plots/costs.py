@@ -7,7 +7,8 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.ticker import ScalarFormatter
 
-from fieldflow.plots.style import note, sampler_style, samplers_of
+from fieldflow.plots.looks import look_of
+from fieldflow.plots.style import axis_label, note, sampler_style, samplers_of
 
 #: The cost columns of the scaling table, each with its line style, marker fill and legend.
 _COSTS = (
@@ -74,7 +75,9 @@ def scaling_tau(scaling: pd.DataFrame, exponents: pd.DataFrame) -> Figure:
 
 
 def cost_per_sample(scaling: pd.DataFrame, crossover: pd.DataFrame) -> Figure:
-    """Wall-clock seconds per effectively independent χ₂ sample against L, per sampler.
+    """Wall-clock seconds per effectively independent χ₂ sample against L, per sampler
+    (of the theory's cost observable against its axis,
+    :class:`~fieldflow.plots.style.TheoryLook`: Q against β for U(1)).
 
     Solid, filled: sampling only (seconds per configuration × 2 τ_int(χ₂)); dashed and
     half-filled, dotted and hollow: with the flow's training time amortised over 10⁴ and
@@ -85,8 +88,10 @@ def cost_per_sample(scaling: pd.DataFrame, crossover: pd.DataFrame) -> Figure:
     """
     fig = Figure(figsize=(7, 5), layout="constrained")
     ax = fig.subplots()
-    ax.set_title("Cost of an independent sample of $\\chi_2$")
-    ax.set_xlabel("L")
+    look = look_of(scaling)
+    x = look.axis
+    ax.set_title(look.texts["cost"])
+    ax.set_xlabel(axis_label(x))
     ax.set_ylabel("wall-clock seconds per independent sample")
     ax.set_yscale("log")
     ax.grid(alpha=0.3, which="both")
@@ -94,19 +99,19 @@ def cost_per_sample(scaling: pd.DataFrame, crossover: pd.DataFrame) -> Figure:
         note(ax, "no samplers")
         return fig
     for sampler in samplers_of(scaling):
-        rows = scaling[scaling["sampler"] == sampler].sort_values("L")
+        rows = scaling[scaling["sampler"] == sampler].sort_values(x)
         for column, linestyle, fill, what in _COSTS:
             if (rows["kind"] == "mcmc").all() and column != "seconds_per_independent":
                 continue
             # Lines join a line of points, one per L; a study with several points at one L
             # gets markers only, told apart by their fill.
             ax.errorbar(
-                rows["L"],
+                rows[x],
                 rows[column],
                 yerr=rows["seconds_per_independent_error"],
                 label=f"{sampler}: {what}",
                 capsize=2,
-                linestyle=linestyle if rows["L"].is_unique else "none",
+                linestyle=linestyle if rows[x].is_unique else "none",
                 fillstyle=fill,
                 **sampler_style(sampler),
             )
@@ -115,13 +120,13 @@ def cost_per_sample(scaling: pd.DataFrame, crossover: pd.DataFrame) -> Figure:
         if not first.empty and np.isfinite(first).all():
             at = rows[rows["L"] == first.max()]
             ax.plot(
-                at["L"],
+                at[x],
                 at["seconds_per_independent"],
                 marker="*",
                 markersize=16,
                 color=sampler_style(sampler)["color"],
                 linestyle="none",
             )
-    ax.set_xticks(sorted(scaling["L"].unique()))
+    ax.set_xticks(sorted(scaling[x].unique()))
     ax.legend(fontsize="x-small", ncol=2)
     return fig

@@ -9,7 +9,7 @@ from matplotlib.figure import Figure
 from fieldflow.analysis import pull
 from fieldflow.lattice import gaussian_log_z
 from fieldflow.plots import style
-from fieldflow.study import PULL_LIMIT
+from fieldflow.study import PULL_LIMIT, point_columns
 
 
 def free_energy(table: pd.DataFrame, limit: float = PULL_LIMIT) -> Figure:
@@ -34,11 +34,11 @@ def free_energy(table: pd.DataFrame, limit: float = PULL_LIMIT) -> Figure:
         style.note(left, "no free-energy estimates")
         style.note(right, "nothing to compare")
         return fig
-    points = style.points_of(table)
+    points, names = style.points_of(table), point_columns(table)
     groups = list(dict.fromkeys(table[["sampler", "method"]].itertuples(index=False, name=None)))
     for (sampler, method), dx in zip(groups, style.offsets(len(groups)), strict=True):
         rows = table[(table["sampler"] == sampler) & (table["method"] == method)]
-        x = np.array([style.point_index(points, r.L, r.s, r.lam) for r in rows.itertuples()], float)
+        x = np.array([style.point_index(points, p) for p in rows[names].to_numpy()], float)
         look = style.sampler_style(sampler)
         color = "black" if method == "integration" else look["color"]
         for xi, r in zip(x + dx, rows.itertuples(), strict=True):
@@ -61,10 +61,10 @@ def free_energy(table: pd.DataFrame, limit: float = PULL_LIMIT) -> Figure:
         )
     for L, s, lam in points:  # the exact value where the theory is free
         if lam == 0 and s > 0:
-            x = style.point_index(points, L, s, lam)
+            x = style.point_index(points, (L, s, lam))
             left.plot(x, -gaussian_log_z(L, s) / L**2, marker="*", color="black", ms=12, ls="none")
     left.plot([], [], marker="*", color="black", ms=12, ls="none", label="exact (λ = 0)")
-    style.set_point_ticks(left, points)
+    style.set_point_ticks(left, points, names)
     left.legend(fontsize="small")
     _pulls(right, table, points, limit)
     return fig
@@ -87,7 +87,7 @@ def _pulls(ax, table: pd.DataFrame, points: list, limit: float) -> None:
                 continue
             value = pull(r.log_Z, r.error, ref["log_Z"].iloc[0], ref["error"].iloc[0])
             reliable = bool(r.reliable) and bool(ref["reliable"].iloc[0])
-            x = style.point_index(points, r.L, r.s, r.lam) + dx
+            x = style.point_index(points, (r.L, r.s, r.lam)) + dx
             ax.plot(
                 x,
                 np.clip(value, -limit - 1.2, limit + 1.2),
@@ -97,5 +97,5 @@ def _pulls(ax, table: pd.DataFrame, points: list, limit: float) -> None:
             )
         ax.plot([], [], color=look["color"], marker=look["marker"], linestyle="none", label=sampler)
     ax.set_ylim(-limit - 1.5, limit + 1.5)
-    style.set_point_ticks(ax, points)
+    style.set_point_ticks(ax, points, point_columns(table))
     ax.legend(fontsize="small")

@@ -27,6 +27,7 @@ from fieldflow.plots.style import (
     samplers_of,
     set_point_ticks,
 )
+from fieldflow.study.roles import exact_values, point_columns, theory_of
 
 _ANCHOR_LABEL = "Albergo et al. 2021 (HMC)"
 
@@ -93,7 +94,38 @@ def observables_comparison(
         ax.set_ylabel(OBSERVABLE_SYMBOLS.get(name, name))
         for anchor in anchors:
             if anchor["observable"] == name:
-                _draw_anchor(ax, anchor, points)
+                _draw_anchor(ax, anchor, points, point_columns(observables))
+    _first_legend(panels)
+    return fig
+
+
+def exact_comparison(observables: pd.DataFrame) -> Figure:
+    """Estimates ± Γ-method errors against the theory's exact values, per observable.
+
+    Args:
+        observables: the observables table, as for :func:`tau_int`.
+    Returns:
+        One panel per observable with an exact value at some point of the study
+        (:attr:`fieldflow.theory.Theory.exact`: φ⁴'s Gaussian values at λ = 0, s > 0;
+        U(1)'s character expansion at every β), the exact value a black bar across its
+        point's slot; one panel that says so where the study has none.
+    """
+    theory = theory_of(observables)
+    exact = {point: exact_values(theory, point) for point in points_of(observables)}
+    exact = {point: values for point, values in exact.items() if values}
+    known = {name for values in exact.values() for name in values}
+    rows = [at_point(observables, point) for point in exact]
+    table = pd.concat(rows) if rows else observables.iloc[:0]
+    table = table[table["observable"].isin(known)]
+    points = points_of(table)  # the slots of _point_series
+    empty = f"no exact values at the points of this {theory.name} study"
+    fig, panels = _observable_panels(table, "Observables against the exact values", empty)
+    for name, ax in panels.items():
+        _point_series(ax, table, name, "value", "error", clip_log=False)
+        ax.set_ylabel(OBSERVABLE_SYMBOLS.get(name, name))
+        for i, point in enumerate(points):
+            if name in exact[point]:
+                ax.hlines(exact[point][name], i - 0.4, i + 0.4, color="k", lw=2, label="exact")
     _first_legend(panels)
     return fig
 
@@ -107,12 +139,12 @@ def effective_masses(correlators: pd.DataFrame, observables: pd.DataFrame) -> Fi
     fig, panels = point_grid(
         correlators, "Effective mass of the zero-momentum correlator", "no correlators"
     )
-    for (L, s, lam), ax in panels:
+    for point, ax in panels:
         ax.set_xlabel("t")
         ax.set_ylabel(r"$m_\mathrm{eff}(t)$")
         ax.grid(alpha=0.3)
-        here = at_point(correlators, L, s, lam)
-        poles = at_point(observables, L, s, lam)
+        here = at_point(correlators, point)
+        poles = at_point(observables, point)
         poles = poles[poles["observable"] == "pole_mass"]
         names = samplers_of(here)
         for sampler, dx in zip(names, offsets(len(names), width=0.3), strict=True):
@@ -135,8 +167,11 @@ def effective_masses(correlators: pd.DataFrame, observables: pd.DataFrame) -> Fi
     return fig
 
 
-def _observable_panels(observables: pd.DataFrame, title: str) -> tuple[Figure, dict[str, Axes]]:
-    """A figure with one panel per observable present, contract observables first."""
+def _observable_panels(
+    observables: pd.DataFrame, title: str, empty: str = "no observables"
+) -> tuple[Figure, dict[str, Axes]]:
+    """A figure with one panel per observable present, contract observables first; one
+    that says ``empty`` where there are none."""
     present = list(dict.fromkeys(observables["observable"]))
     names = [name for name in OBSERVABLE_LABELS if name in present]
     names += [name for name in present if name not in OBSERVABLE_LABELS]
@@ -150,7 +185,7 @@ def _observable_panels(observables: pd.DataFrame, title: str) -> tuple[Figure, d
     for ax in axes.flat[len(names) :]:
         ax.set_axis_off()
     if not names:
-        note(axes[0, 0], "no observables")
+        note(axes[0, 0], empty)
     for name, ax in zip(names, axes.flat, strict=False):
         ax.set_title(OBSERVABLE_LABELS.get(name, name))
     return fig, dict(zip(names, axes.flat, strict=False))
@@ -198,13 +233,16 @@ def _point_series(
                 )
     if not drawn:
         note(ax, f"no finite {column}")
-    set_point_ticks(ax, points)
+    set_point_ticks(ax, points, point_columns(observables))
     ax.grid(alpha=0.3)
 
 
-def _draw_anchor(ax: Axes, anchor: dict[str, Any], points: list[tuple[int, float, float]]) -> None:
-    """A published value ± error as a shaded band and star over its point's slot."""
-    i = point_index(points, anchor["L"], anchor["s"], anchor["lam"])
+def _draw_anchor(ax: Axes, anchor: dict[str, Any], points: list[tuple], names: list[str]) -> None:
+    """A published value ± error as a shaded band and star over its point's slot (none
+    where the anchor is not a point of the table's theory, columns ``names``)."""
+    if not all(name in anchor for name in names):
+        return
+    i = point_index(points, [anchor[name] for name in names])
     if i is None:
         return
     value, err = float(anchor["value"]), float(anchor["error"])

@@ -3,11 +3,16 @@
 A sampler keeps one colour and marker in every figure (:func:`sampler_style`); a line that
 a figure draws per sampler *and* per point takes the sampler's colour and the point's
 marker and line style (:func:`point_style`), so no two lines of a figure look alike.
+
+A point is a tuple (L, *parameters) in the point columns of its table, those of the
+study's theory (φ⁴: L, s, lam; U(1): L, beta; :func:`fieldflow.study.point_columns`);
+what a theory's figures call things is its :class:`fieldflow.plots.looks.TheoryLook`.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +21,8 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from fieldflow import samplers as sampler_registry
-from fieldflow.lattice import Point
+from fieldflow.study.roles import point_columns
+from fieldflow.theory import point_from_key
 
 #: Symbols of the observables of DESIGN.md §1, for axis labels.
 OBSERVABLE_SYMBOLS = {
@@ -28,6 +34,9 @@ OBSERVABLE_SYMBOLS = {
     "correlation_length": r"$\xi_2$",
     "magnetization": r"$\langle M\rangle/V$",
     "pole_mass": r"$m_p$",
+    "plaquette": r"$\langle\cos\theta_P\rangle$",
+    "topological_susceptibility": r"$\chi_t$",
+    "topological_charge": r"$\langle Q\rangle$",
 }
 
 #: Observables in the order of DESIGN.md §1, for panel titles: the symbol, named in words
@@ -41,14 +50,24 @@ OBSERVABLE_LABELS = {
     "correlation_length": r"correlation length $\xi_2$",
     "magnetization": r"$\langle M\rangle/V$",
     "pole_mass": r"pole mass $m_p$",
+    "plaquette": r"plaquette $\langle\cos\theta_P\rangle$",
+    "topological_susceptibility": r"topological susceptibility $\chi_t$",
+    "topological_charge": r"topological charge $\langle Q\rangle$",
 }
+
+#: Symbols of the point columns in labels.
+PARAMETER_SYMBOLS = {"L": "L", "s": "s", "lam": "λ", "beta": "β"}
 
 #: Samplers in a fixed order (the registry's: baselines, then flows) so each keeps its
 #: colour and marker across figures.
 SAMPLER_ORDER = (*sampler_registry.MCMC, *sampler_registry.FAMILIES)
 _MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
 _LINESTYLES = ("-", "--", ":", "-.")
-_POINT_COLUMNS = ["L", "s", "lam"]
+
+
+def axis_label(name: str) -> str:
+    """The axis label of a point column (``L``, ``β``)."""
+    return PARAMETER_SYMBOLS.get(name, name)
 
 
 def save_figure(fig: Figure, stem: str | Path) -> tuple[Path, Path]:
@@ -69,23 +88,26 @@ def save_figure(fig: Figure, stem: str | Path) -> tuple[Path, Path]:
     return png, pdf
 
 
-def point_label(L: int, s: float, lam: float) -> str:
-    """Readable label of a point, e.g. ``L=8 s=-4 λ=8``."""
-    return f"L={int(L)} s={s:g} λ={lam:g}"
+def point_label(columns: Mapping[str, float]) -> str:
+    """Readable label of a point from its columns, e.g. ``L=8 s=-4 λ=8`` or ``L=8 β=2``."""
+    return " ".join(
+        f"L={int(value)}" if name == "L" else f"{PARAMETER_SYMBOLS.get(name, name)}={value:g}"
+        for name, value in columns.items()
+    )
 
 
 def split_label(label: str) -> tuple[str, str]:
     """``(sampler, point)`` of an ensemble label ``"{sampler} {point key}"``.
 
-    The point comes back readable (:func:`point_label`) when it is a point key, as is
-    otherwise; a label without a point gives an empty one.
+    The point comes back readable (:func:`point_label`) when it is the key of a point of
+    any theory, as is otherwise; a label without a point gives an empty one.
     """
     sampler, _, key = label.partition(" ")
     try:
-        point = Point.from_key(key)
+        point = point_from_key(key)
     except ValueError:
         return sampler, key
-    return sampler, point_label(point.L, point.s, point.lam)
+    return sampler, point_label(point.columns())
 
 
 def sampler_style(sampler: str) -> dict[str, str]:
@@ -110,17 +132,21 @@ def note(ax: Axes, text: str) -> None:
     ax.text(0.5, 0.5, text, ha="center", va="center", transform=ax.transAxes, color="0.4")
 
 
-def points_of(table: pd.DataFrame) -> list[tuple[int, float, float]]:
-    """Distinct (L, s, lam) of a table, sorted."""
+def points_of(table: pd.DataFrame) -> list[tuple]:
+    """Distinct points (L, *parameters) of a table, in its point columns, sorted."""
     if table.empty:
         return []
-    unique = table[_POINT_COLUMNS].drop_duplicates().sort_values(_POINT_COLUMNS)
-    return [(int(L), float(s), float(lam)) for L, s, lam in unique.itertuples(index=False)]
+    names = point_columns(table)
+    unique = table[names].drop_duplicates().sort_values(names)
+    return [(int(L), *map(float, rest)) for L, *rest in unique.itertuples(index=False)]
 
 
-def at_point(table: pd.DataFrame, L: int, s: float, lam: float) -> pd.DataFrame:
-    """The rows of ``table`` at (L, s, λ), matching floats with tolerance."""
-    mask = (table["L"] == L) & np.isclose(table["s"], s) & np.isclose(table["lam"], lam)
+def at_point(table: pd.DataFrame, point: Sequence[float]) -> pd.DataFrame:
+    """The rows of ``table`` at ``point`` (L, *parameters), matching floats with tolerance."""
+    L, *parameters = point
+    mask = table["L"] == L
+    for name, value in zip(point_columns(table)[1:], parameters, strict=True):
+        mask &= np.isclose(table[name], value)
     return table[mask]
 
 
@@ -131,19 +157,22 @@ def samplers_of(table: pd.DataFrame) -> list[str]:
     return known + sorted(name for name in present if name not in SAMPLER_ORDER)
 
 
-def lines_in_L(rows: pd.DataFrame) -> list[pd.DataFrame]:
-    """A sampler's rows as lines against L: one if each L occurs once, else one per (s, λ)."""
-    if rows["L"].is_unique:
-        return [rows.sort_values("L")]
-    return [line.sort_values("L") for _, line in rows.groupby(["s", "lam"], sort=True)]
+def lines_in_L(rows: pd.DataFrame, axis: str = "L") -> list[pd.DataFrame]:
+    """A sampler's rows as lines against ``axis`` (a point column): one if each value of it
+    occurs once, else one per value of the other point columns."""
+    if rows[axis].is_unique:
+        return [rows.sort_values(axis)]
+    others = [name for name in point_columns(rows) if name != axis]
+    return [line.sort_values(axis) for _, line in rows.groupby(others, sort=True)]
 
 
-def point_index(
-    points: list[tuple[int, float, float]], L: float, s: float, lam: float
-) -> int | None:
-    """Position of (L, s, lam) in ``points``, matching floats with tolerance."""
-    for i, (pL, ps, plam) in enumerate(points):
-        if int(L) == pL and math.isclose(s, ps, abs_tol=1e-9) and math.isclose(lam, plam):
+def point_index(points: list[tuple], point: Sequence[float]) -> int | None:
+    """Position of ``point`` (L, *parameters) in ``points``, matching floats with tolerance."""
+    L, *parameters = point
+    for i, (pL, *known) in enumerate(points):
+        if int(L) == pL and all(
+            math.isclose(value, p, abs_tol=1e-9) for value, p in zip(parameters, known, strict=True)
+        ):
             return i
     return None
 
@@ -155,18 +184,21 @@ def offsets(count: int, width: float = 0.6) -> np.ndarray:
     return np.linspace(-width / 2, width / 2, count)
 
 
-def set_point_ticks(ax: Axes, points: list[tuple[int, float, float]]) -> None:
-    """Label the x slots with the points, tilted when there are many."""
+def set_point_ticks(ax: Axes, points: list[tuple], names: Sequence[str]) -> None:
+    """Label the x slots with the points (in the point columns ``names``), tilted when
+    there are many."""
     ax.set_xticks(range(len(points)))
-    ax.set_xticklabels([point_label(*p) for p in points], rotation=25 if len(points) > 3 else 0)
+    labels = [point_label(dict(zip(names, p, strict=True))) for p in points]
+    ax.set_xticklabels(labels, rotation=25 if len(points) > 3 else 0)
     ax.set_xlim(-0.6, len(points) - 0.4)
 
 
-def aligned(table: pd.DataFrame, points: list[tuple[int, float, float]], column: str) -> np.ndarray:
+def aligned(table: pd.DataFrame, points: list[tuple], column: str) -> np.ndarray:
     """``column`` of a single-sampler table laid out on the points, shape (len(points),)."""
     out = np.full(len(points), np.nan)
+    names = point_columns(table)
     for row in table.itertuples(index=False):
-        i = point_index(points, row.L, row.s, row.lam)
+        i = point_index(points, [getattr(row, name) for name in names])
         if i is not None:
             out[i] = float(getattr(row, column))
     return out
@@ -174,7 +206,7 @@ def aligned(table: pd.DataFrame, points: list[tuple[int, float, float]], column:
 
 def point_grid(
     table: pd.DataFrame, title: str, empty: str
-) -> tuple[Figure, list[tuple[tuple[int, float, float], Axes]]]:
+) -> tuple[Figure, list[tuple[tuple, Axes]]]:
     """A figure with one titled panel per point of ``table``, at most three to a row.
 
     Panels beyond the points are hidden; a table without points gets one panel that
@@ -192,6 +224,7 @@ def point_grid(
         note(axes[0], empty)
     for ax in axes[count:]:
         ax.set_visible(False)
+    names = point_columns(table)
     for ax, point in zip(axes, points, strict=False):
-        ax.set_title(point_label(*point), fontsize="small")
+        ax.set_title(point_label(dict(zip(names, point, strict=True))), fontsize="small")
     return fig, list(zip(points, axes, strict=False))

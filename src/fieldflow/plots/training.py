@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from fieldflow.lattice import Point
 from fieldflow.plots.style import note, point_label, point_style, sampler_style, split_label
+from fieldflow.theory import point_from_key
 
 
 def training_curves(histories: dict[str, pd.DataFrame]) -> Figure:
@@ -93,12 +93,11 @@ def ess_at_largest_lattice(histories: dict[str, pd.DataFrame]) -> Figure:
             drawn.
     """
     keys = [label.split()[1] for label in histories]
-    largest = max(keys, default=None, key=lambda key: Point.from_key(key).L)
+    largest = max(keys, default=None, key=lambda key: point_from_key(key).L)
     if largest is None:
         return ess_vs_seconds({}, "no flows")
     mine = {label: h for label, h in histories.items() if label.split()[1] == largest}
-    point = Point.from_key(largest)
-    return ess_vs_seconds(mine, point_label(point.L, point.s, point.lam))
+    return ess_vs_seconds(mine, point_label(point_from_key(largest).columns()))
 
 
 def transfer_curves(runs: list[dict[str, Any]]) -> Figure:

@@ -9,7 +9,9 @@ module, so the stages only read and write CSV files:
 - :mod:`~fieldflow.study.costs`: τ_int and the cost of an independent sample per point
   (:func:`scaling`), their exponents in ξ₂ and the crossovers of flows and baselines;
 - :mod:`~fieldflow.study.vacua`: tunnelling between the vacua (:func:`tunnelling`);
-- :mod:`~fieldflow.study.common`: what they share (timing errors, sampler kinds).
+- :mod:`~fieldflow.study.common`: what they share (timing errors, sampler kinds);
+- :mod:`~fieldflow.study.roles`: a table's theory, read off its point columns (φ⁴: L, s,
+  lam; U(1): L, beta), and the parts its observables play (:class:`StudyRoles`).
 """
 
 from fieldflow.study.common import (
@@ -37,6 +39,15 @@ from fieldflow.study.pulls import (
     large_pulls,
     report_large_pulls,
 )
+from fieldflow.study.roles import (
+    ROLES,
+    StudyRoles,
+    exact_values,
+    point_columns,
+    roles_of,
+    theory_of,
+    theory_of_columns,
+)
 from fieldflow.study.vacua import TUNNELLING_COLUMNS, report_stuck, tunnelling
 
 __all__ = [
@@ -47,19 +58,26 @@ __all__ = [
     "EXPONENT_COLUMNS",
     "EXPONENT_FITS",
     "PULL_LIMIT",
+    "ROLES",
     "SCALING_COLUMNS",
     "TIMING_SYSTEMATIC",
     "TUNNELLING_COLUMNS",
+    "StudyRoles",
     "agreement",
     "crossovers",
     "dynamic_exponents",
+    "exact_values",
     "independent_cost",
     "large_pulls",
+    "point_columns",
     "report_large_pulls",
     "report_stuck",
+    "roles_of",
     "sampler_kinds",
     "scaling",
     "seconds_per_sample",
+    "theory_of",
+    "theory_of_columns",
     "tunnelling",
     "xi_source",
 ]

@@ -9,7 +9,8 @@ import pandas as pd
 
 from fieldflow.errors import ResultFileError
 
-#: The columns that name a point of the study.
+#: The columns that name a point of a φ⁴ study; any theory's are the columns of its tables
+#: before ``sampler`` (:func:`fieldflow.study.roles.point_columns`).
 POINT = ["L", "s", "lam"]
 #: Number of independent samples over which a flow's training time is amortised.
 AMORTISATION = {"cost_1e4": 1e4, "cost_1e6": 1e6}
@@ -36,6 +37,14 @@ def reliable(row: tuple) -> bool:
     """An estimate's ``reliable`` flag (tables without the column count as reliable)."""
     flag = getattr(row, "reliable", True)
     return bool(flag) if not pd.isna(flag) else False
+
+
+def point_text(row: tuple, point: list[str]) -> str:
+    """The point of a table row in words, e.g. ``L=8 s=-4 lam=6`` or ``L=8 beta=2``."""
+    return " ".join(
+        f"{name}={int(getattr(row, name))}" if name == "L" else f"{name}={getattr(row, name):g}"
+        for name in point
+    )
 
 
 def seconds_per_sample(r: tuple) -> tuple[float, float]:

@@ -14,8 +14,12 @@ import pandas as pd
 
 from fieldflow import analysis
 from fieldflow.study import common
-from fieldflow.study.common import AMORTISATION, POINT, independent_cost, sampler_kinds
+from fieldflow.study.common import AMORTISATION, independent_cost, sampler_kinds
+from fieldflow.study.roles import point_columns, roles_of
 
+#: φ⁴'s columns; another theory's start with its point columns and name the τ_int after
+#: its observables (:class:`~fieldflow.study.roles.StudyRoles`: U(1) ``tau_q``,
+#: ``tau_chi_t``, no ``xi2``).
 SCALING_COLUMNS = [
     "L",
     "s",
@@ -81,23 +85,29 @@ def scaling(observables: pd.DataFrame, samplers: pd.DataFrame) -> pd.DataFrame:
       independent samples (c itself for a Markov chain). Training is one wall-clock
       measurement: :func:`crossovers` gives it the relative error
       :data:`~fieldflow.study.common.TIMING_SYSTEMATIC`, on top of δc.
+
+    That is φ⁴ (χ₂, |M|, ξ₂); another theory's observables take their parts by its
+    :class:`~fieldflow.study.roles.StudyRoles` (U(1): c from τ_int(Q), beside it
+    τ_int(χ_t), no scale), read off the point columns of ``samplers``.
     """
-    obs = observables.set_index([*POINT, "sampler", "observable"])
+    point_names = point_columns(samplers)
+    roles = roles_of(samplers)
+    obs = observables.set_index([*point_names, "sampler", "observable"])
     kinds = sampler_kinds(samplers)
 
-    def get(point: tuple, sampler: str, observable: str, column: str) -> float:
+    def get(point: tuple, sampler: str | None, observable: str | None, column: str) -> float:
         key = (*point, sampler, observable)
         return float(obs.loc[key, column]) if key in obs.index and column in obs else math.nan
 
     sources: dict[tuple, str | None] = {}
     rows = []
     for r in samplers.itertuples(index=False):
-        point = (r.L, r.s, r.lam)
+        point = tuple(getattr(r, name) for name in point_names)
         if point not in sources:
-            sources[point] = xi_source(observables, kinds, point)
+            sources[point] = xi_source(observables, kinds, point, roles.scale)
         source = sources[point]
-        tau_chi2 = get(point, r.sampler, "susceptibility", "tau_int")
-        tau_chi2_error = get(point, r.sampler, "susceptibility", "tau_int_error")
+        tau_chi2 = get(point, r.sampler, roles.cost, "tau_int")
+        tau_chi2_error = get(point, r.sampler, roles.cost, "tau_int_error")
         per_sample, per_sample_error = common.seconds_per_sample(r)
         independent, independent_error = independent_cost(
             per_sample, per_sample_error, tau_chi2, tau_chi2_error
@@ -106,17 +116,15 @@ def scaling(observables: pd.DataFrame, samplers: pd.DataFrame) -> pd.DataFrame:
         costs = {name: independent + train / n for name, n in AMORTISATION.items()}
         rows.append(
             {
-                "L": r.L,
-                "s": r.s,
-                "lam": r.lam,
+                **dict(zip(point_names, point, strict=True)),
                 "sampler": r.sampler,
                 "kind": r.kind,
-                "xi2": get(point, source, "correlation_length", "value"),
-                "xi2_error": get(point, source, "correlation_length", "error"),
+                "xi2": get(point, source, roles.scale, "value"),
+                "xi2_error": get(point, source, roles.scale, "error"),
                 "tau_chi2": tau_chi2,
                 "tau_chi2_error": tau_chi2_error,
-                "tau_absm": get(point, r.sampler, "abs_magnetization", "tau_int"),
-                "tau_absm_error": get(point, r.sampler, "abs_magnetization", "tau_int_error"),
+                "tau_absm": get(point, r.sampler, roles.second, "tau_int"),
+                "tau_absm_error": get(point, r.sampler, roles.second, "tau_int_error"),
                 "acceptance": r.acceptance,
                 "ess": r.ess,
                 "train_seconds": r.train_seconds,
@@ -128,27 +136,37 @@ def scaling(observables: pd.DataFrame, samplers: pd.DataFrame) -> pd.DataFrame:
                 # τ_int and costs are only as good as the chain they come from.
                 "reliable": all(
                     get(point, r.sampler, name, "reliable") != 0.0
-                    for name in ("susceptibility", "abs_magnetization")
+                    for name in (roles.cost, roles.second)
                 ),
             }
         )
-    table = pd.DataFrame(rows, columns=SCALING_COLUMNS)
-    return table.sort_values(["sampler", *POINT], kind="stable", ignore_index=True)
+    columns = [*point_names, *SCALING_COLUMNS[3:]]
+    table = pd.DataFrame(rows, columns=columns)
+    table = table.sort_values(["sampler", *point_names], kind="stable", ignore_index=True)
+    # In the theory's names, without the scale columns where it has no scale.
+    return table.rename(columns=dict(roles.names))[
+        [*point_names, *roles.columns(SCALING_COLUMNS[3:])]
+    ]
 
 
-def xi_source(observables: pd.DataFrame, kinds: dict[str, str], point: tuple) -> str | None:
+def xi_source(
+    observables: pd.DataFrame,
+    kinds: dict[str, str],
+    point: tuple,
+    scale: str | None = "correlation_length",
+) -> str | None:
     """The sampler whose ξ₂ stands for the point (L, s, lam) in the scaling table.
 
     Among samplers with a finite ξ₂ there: Markov chains before flows, then a finite
     error before none, then the smaller error, then the name. None if no sampler has one.
+    ``point`` is in the point columns of ``observables`` (any theory's); ``scale`` the
+    observable that stands for ξ₂, None where the theory has none.
     """
-    rows = observables[
-        (observables["L"] == point[0])
-        & (observables["s"] == point[1])
-        & (observables["lam"] == point[2])
-        & (observables["observable"] == "correlation_length")
-        & observables["value"].notna()
-    ]
+    if scale is None:
+        return None
+    named = zip(point_columns(observables), point, strict=True)
+    at = np.all([observables[name] == value for name, value in named], axis=0)
+    rows = observables[at & (observables["observable"] == scale) & observables["value"].notna()]
 
     def rank(r: tuple) -> tuple:
         finite = math.isfinite(r.error)
@@ -176,6 +194,8 @@ def dynamic_exponents(table: pd.DataFrame) -> pd.DataFrame:
     fitted point's τ_int comes from a chain that supports it (:mod:`fieldflow.quality`).
     """
     rows = []
+    if "xi2" not in table:  # a theory without a scale (U(1)): nothing to fit against
+        return pd.DataFrame(rows, columns=EXPONENT_COLUMNS)
     for sampler, group in table.groupby("sampler", sort=False):
         for observable, tau in EXPONENT_FITS:
             ok = group[(group["xi2"] > 0) & (group[tau] > 0) & (group[f"{tau}_error"] > 0)]
@@ -204,10 +224,10 @@ def crossovers(table: pd.DataFrame, k: float = CROSSOVER_SIGMA) -> pd.DataFrame:
 
     One row per flow, Markov-chain baseline and cost column (sampling only, and each
     amortisation; a baseline is always taken at its sampling cost). At every point (L, s,
-    λ) both have, with the flow's cost m ± δm (δm: its ``seconds_per_independent_error``,
-    and for the amortised costs also :data:`~fieldflow.study.common.TIMING_SYSTEMATIC`
-    times the amortised training time) and the baseline's b ± δb, σ = sqrt(δm² + δb²),
-    the flow is
+    λ), or (L, β), both have, with the flow's cost m ± δm (δm: its
+    ``seconds_per_independent_error``, and for the amortised costs also
+    :data:`~fieldflow.study.common.TIMING_SYSTEMATIC` times the amortised training time)
+    and the baseline's b ± δb, σ = sqrt(δm² + δb²), the flow is
 
     - *cheaper* if b − m > k σ, *dearer* if m − b > k σ, else *undecided* (also whenever
       a cost or an error is NaN, and whenever either cost comes from an estimate marked
@@ -227,15 +247,16 @@ def crossovers(table: pd.DataFrame, k: float = CROSSOVER_SIGMA) -> pd.DataFrame:
     comes from a reliable τ_int (:mod:`fieldflow.quality`).
     """
     rows = []
+    point = point_columns(table)
     flows, baselines = table[table["kind"] == "flow"], table[table["kind"] == "mcmc"]
     for baseline, reference in baselines.groupby("sampler", sort=True):
-        reference = reference.set_index(POINT)
+        reference = reference.set_index(point)
         for sampler, group in flows.groupby("sampler", sort=False):
-            group = group.set_index(POINT)
+            group = group.set_index(point)
             points = group.index.intersection(reference.index).sort_values()
             if points.empty:
                 continue
-            sizes = np.array([L for L, _, _ in points], dtype=float)
+            sizes = np.array([p[0] for p in points], dtype=float)  # L comes first
             mine_error = group.loc[points, "seconds_per_independent_error"].to_numpy()
             theirs = reference.loc[points, "seconds_per_independent"].to_numpy()
             theirs_error = reference.loc[points, "seconds_per_independent_error"].to_numpy()

@@ -11,12 +11,16 @@ import pandas as pd
 from fieldflow.analysis import pull
 from fieldflow.errors import ResultFileError
 from fieldflow.study import common
-from fieldflow.study.common import POINT, independent_cost
+from fieldflow.study.common import independent_cost, point_text
 from fieldflow.study.pulls import PULL_LIMIT
+from fieldflow.study.roles import ROLES, point_columns, roles_of, theory_of_columns
 from fieldflow.tunnelling import tau_int_lower_bound
 
 log = logging.getLogger(__name__)
 
+#: φ⁴'s columns; another theory's start with its point columns and name the order
+#: parameter's (:class:`~fieldflow.study.roles.StudyRoles`: U(1) ``tau_q``, ``charge``,
+#: ``seconds_per_independent_q``).
 TUNNELLING_COLUMNS = [
     "L",
     "s",
@@ -46,6 +50,10 @@ def tunnelling(
     """Tunnelling between the vacua and the cost of an independent sample of M, per point
     and sampler, in the columns :data:`TUNNELLING_COLUMNS`.
 
+    For another theory the same of its order parameter, by its
+    :class:`~fieldflow.study.roles.StudyRoles` (U(1): between topological sectors, of Q,
+    the ``topological_charge`` rows), in its point columns and column names.
+
     Args:
         crossings: the per-ensemble tunnelling rows (``crossings``, ``per_1000_updates``,
             ``per_second``, ``tunnel_updates``, ``n_chains``, ``n_draws``, ``bound``) of
@@ -63,19 +71,22 @@ def tunnelling(
     ``cheapest`` marks, per point, the lowest ``seconds_per_independent_m`` among rows
     without a bound.
     """
-    obs = observables[observables["observable"] == "magnetization"]
-    obs = obs.set_index([*POINT, "sampler"])
-    timing = samplers.set_index([*POINT, "sampler"])
+    point_names = point_columns(samplers)
+    roles = roles_of(samplers)
+    obs = observables[observables["observable"] == roles.order]
+    obs = obs.set_index([*point_names, "sampler"])
+    timing = samplers.set_index([*point_names, "sampler"])
 
     def get(key: tuple, column: str) -> float:
         return float(obs.loc[key, column]) if key in obs.index and column in obs else math.nan
 
     rows = []
     for r in crossings.itertuples(index=False):
-        key = (r.L, r.s, r.lam, r.sampler)
+        point = tuple(getattr(r, name) for name in point_names)
+        key = (*point, r.sampler)
         if key not in timing.index:
             raise ResultFileError(
-                f"sampler {r.sampler!r} at L={r.L} s={r.s:g} lam={r.lam:g} "
+                f"sampler {r.sampler!r} at {point_text(r, point_names)} "
                 "has a tunnelling row but no row in samplers.csv"
             )
         sampler_row = timing.loc[[key]].reset_index().iloc[0]
@@ -91,9 +102,7 @@ def tunnelling(
         value, error = get(key, "value"), get(key, "error")
         rows.append(
             {
-                "L": r.L,
-                "s": r.s,
-                "lam": r.lam,
+                **dict(zip(point_names, point, strict=True)),
                 "sampler": r.sampler,
                 "kind": sampler_row["kind"],
                 "crossings": r.crossings,
@@ -112,23 +121,29 @@ def tunnelling(
                 "reliable": get(key, "reliable") == 1.0,
             }
         )
-    table = pd.DataFrame(rows, columns=TUNNELLING_COLUMNS)
-    table = table.sort_values([*POINT, "sampler"], kind="stable", ignore_index=True)
+    table = pd.DataFrame(rows, columns=[*point_names, *TUNNELLING_COLUMNS[3:]])
+    table = table.sort_values([*point_names, "sampler"], kind="stable", ignore_index=True)
     candidates = table[(table["bound"] != "lower") & table["seconds_per_independent_m"].notna()]
     if not candidates.empty:
-        best = candidates.groupby(POINT)["seconds_per_independent_m"].idxmin()
+        best = candidates.groupby(point_names)["seconds_per_independent_m"].idxmin()
         table.loc[best.to_numpy(), "cheapest"] = True
-    return table
+    return table.rename(columns=dict(roles.names))
 
 
 def report_stuck(table: pd.DataFrame, limit: float = PULL_LIMIT) -> list[str]:
-    """Warn about every tunnelling row whose ⟨M⟩ is more than ``limit`` errors from 0."""
+    """Warn about every tunnelling row whose order parameter (⟨M⟩/V, ⟨Q⟩) is more than
+    ``limit`` errors from 0."""
+    point_names = point_columns(table)
+    theory = theory_of_columns(point_names)
+    roles, stuck = ROLES[theory.name], theory.order_parameter.stuck
+    value, error = roles.column("magnetization"), roles.column("magnetization_error")
     messages = []
     for r in table[table["pull"].abs() > limit].itertuples(index=False):
         messages.append(
-            f"{r.sampler} at L={r.L} s={r.s:g} lam={r.lam:g}: <M>/V = {r.magnetization:.4g} ± "
-            f"{r.magnetization_error:.2g}, pull {r.pull:+.1f} beyond ±{limit:g} with "
-            f"{r.crossings} crossings: stuck in one vacuum?"
+            f"{r.sampler} at {point_text(r, point_names)}: {roles.order_text} = "
+            f"{getattr(r, value):.4g} ± "
+            f"{getattr(r, error):.2g}, pull {r.pull:+.1f} beyond ±{limit:g} with "
+            f"{r.crossings} crossings: {stuck}?"
         )
         log.warning(messages[-1])
     return messages
