@@ -274,3 +274,23 @@ def test_too_few_nodes_flag_the_integration():
     means = {n.name: (fe.gaussian_sum_phi2(4, n.s), 0.01) for n in path.nodes()}
     result = integration.integrate(path, means)
     assert not result.reliable and "2 nodes a leg < 4" in result.reason
+
+
+def test_a_gauge_flow_estimates_the_exact_u1_log_z():
+    """U(1) at L = 4, β = 0.5: the flow's q is a density in dθ, so its log Z is the Haar
+    one of the character expansion plus 2V log 2π (fieldflow.theory.U1.log_z)."""
+    from fieldflow.flows.gauge import build_gauge_flow
+    from fieldflow.theory import U1
+    from fieldflow.u1 import exact as u1_exact
+    from fieldflow.u1.point import U1Point
+
+    point = U1Point(4, 0.5)
+    torch.manual_seed(0)
+    flow = build_gauge_flow(4, n_layers=4).double()  # untrained: the Haar prior, ESS ≈ 0.2
+    with torch.no_grad():
+        proposals = flow_proposals(flow, point, 4096, 4096, torch.Generator().manual_seed(5))
+    result = fe.flow_log_z(proposals.log_weight)
+    exact = U1.log_z(point)
+    assert exact == pytest.approx(u1_exact.log_z(4, 0.5) + 32 * math.log(2 * math.pi))
+    assert abs(result.log_Z - exact) < 4 * result.error, (result, exact)
+    assert abs(result.log_Z - u1_exact.log_z(4, 0.5)) > 40 * result.error  # the offset matters

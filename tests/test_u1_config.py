@@ -64,13 +64,14 @@ def test_phi4_configs_get_no_theory_or_gauge_keys(schema):
     )
 
 
-def test_a_study_may_mix_theories_where_every_sampler_samples_both(schema):
-    config = check(
-        {"points": [PHI4_POINT, {"theory": "u1", "L": 8, "beta": 2.5}], **HMC_ONLY}, schema
-    )
-    keys = [p.key for p in points(config)]
-    assert keys == ["L8_s-4_lam8", "L8_beta2.5"]
-    assert [point_from_key(key) for key in keys] == [Point(8, -4.0, 8.0), U1Point(8, 2.5)]
+def test_a_study_is_of_one_theory(schema):
+    config = {"points": [PHI4_POINT, {"theory": "u1", "L": 8, "beta": 2.5}], **HMC_ONLY}
+    with pytest.raises(ConfigError) as info:
+        check(config, schema)
+    [problem] = info.value.problems()
+    assert problem.startswith("config key 'points[1].theory': u1, but points[0] is phi4")
+    keys = [U1Point(8, 2.5).key, Point(8, -4.0, 8.0).key]
+    assert [point_from_key(key) for key in keys] == [U1Point(8, 2.5), Point(8, -4.0, 8.0)]
 
 
 def test_point_of_reads_keys_and_rule_parameters():
@@ -130,8 +131,8 @@ def test_every_sampler_says_which_theories_it_samples():
         ({"points": [{**U1_POINT, "L": 2}], "flows": ["gauge"]}, "'points[0].L'", "by 4"),
         (
             {"points": [{**PHI4_POINT, "name": "a"}, {**U1_POINT, "init_from": "a"}], **HMC_ONLY},
-            "'points[1].init_from'",
-            "within its theory",
+            "'points[1].theory'",
+            "a study is of one theory",
         ),
         (
             {"points": [{**U1_POINT, "name": "a"}, {**U1_POINT, "L": 4, "init_from": "a"}]},
@@ -140,9 +141,9 @@ def test_every_sampler_says_which_theories_it_samples():
         ),
         ({"points": [U1_POINT], **HMC_ONLY, "free_energy": {}}, "'free_energy.points'", "phi4"),
         (
-            {"points": [PHI4_POINT, U1_POINT], **HMC_ONLY, "free_energy": {"points": ["L8_beta2"]}},
+            {"points": [U1_POINT], **HMC_ONLY, "free_energy": {"points": ["L8_beta2"]}},
             "'free_energy.points'",
-            "it names the u1 point points[1]",
+            "it names the u1 point points[0]",
         ),
         ({"points": [U1_POINT], "gauge": {"kernel_size": 2}}, "'gauge.kernel_size'", "odd"),
         ({"points": [U1_POINT], "gauge": {"n_bins": 0}}, "'gauge.n_bins'", "minimum"),
@@ -154,12 +155,6 @@ def test_bad_u1_input_is_one_line_naming_the_key(schema, config, key, reason):
         check({"flows": ["gauge"], **config}, schema)
     [problem] = info.value.problems()
     assert key in problem and reason in problem, problem
-
-
-def test_free_energy_may_integrate_to_the_phi4_points_of_a_mixed_study(schema):
-    config = {"points": [PHI4_POINT, U1_POINT], **HMC_ONLY}
-    config["free_energy"] = {"points": ["L8_s-4_lam8"]}
-    assert check(config, schema)["free_energy"]["points"] == ["L8_s-4_lam8"]
 
 
 def train_at(tmp_path, name, point, family="gauge", training=TRAINING, **kwargs):

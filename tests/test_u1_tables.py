@@ -225,3 +225,15 @@ def test_the_exact_figure_draws_the_theorys_exact_values(u1_study):
     assert plots.figure_names(theory="phi4") == plots.figure_names()
     assert plots.point_label({"L": 8, "beta": 2.5}) == "L=8 β=2.5"
     assert plots.point_label({"L": 8, "s": -4.0, "lam": 6.975}) == "L=8 s=-4 λ=6.975"
+
+
+def test_free_energy_of_a_gauge_flow_is_pulled_against_the_exact_log_z(u1_study, tmp_path):
+    from fieldflow.stages.free_energy import free_energy_stage
+
+    flows = [store for store in u1_study["stores"] if store.parent.name == "gauge"]
+    table = free_energy_stage(flows, {}, {}, "hmc", tmp_path / "free_energy.csv")
+    assert list(table.columns[:5]) == ["L", "beta", "sampler", "method", "log_Z"]
+    [row] = table.itertuples()
+    exact = U1.log_z(U1Point(4, 1.0))
+    assert row.pull == pytest.approx((row.log_Z - exact) / row.error)
+    assert row.f == pytest.approx(-row.log_Z / 16)

@@ -5,8 +5,8 @@ A point names its theory (``theory: u1``; φ⁴ when absent), which builds it
 (:meth:`fieldflow.theory.Theory.point`). Every sampler listed in ``flows`` and ``mcmc``
 must sample the theory of every point (:func:`fieldflow.samplers.supports`): a study is
 every sampler at every point, so a config that lists one for a theory it cannot sample
-is refused, never trimmed. A study may mix theories where every sampler samples all of
-them (e.g. ``flows: []``, ``mcmc: [hmc]``). Each problem is one line naming its key.
+is refused, never trimmed. A study is of one theory: its tables have one set of point
+columns (L, s, lam or L, beta). Each problem is one line naming its key.
 """
 
 from __future__ import annotations
@@ -65,6 +65,13 @@ def point_problems(config: dict[str, Any], skip: set[int], broken: set) -> list[
             problems += entry_problems
             continue
         theories.setdefault(theory, i)
+        if theories.keys() != {theory}:
+            first = next(iter(theories))
+            problems.append(
+                f"config key 'points[{i}].theory': {theory}, but points[{theories[first]}] is "
+                f"{first}; a study is of one theory (its tables have one set of point columns)"
+            )
+            continue
         own = [family for family in listed if samplers.supports(family, theory)]
         problems += _lattice_problems(i, entry["L"], own)
         point = point_from_entry(entry)
@@ -173,12 +180,6 @@ def _init_problems(i: int, entry: dict, point: PointLike, entries: list[dict]) -
         except (KeyError, TypeError, ValueError):
             continue
         if entry["init_from"] in (candidate.name, candidate.key) and candidate != point:
-            if candidate.theory is not point.theory:
-                return [
-                    f"config key 'points[{i}].init_from': {entry['init_from']} is a "
-                    f"{candidate.theory.name} point, this one {point.theory.name}: a flow "
-                    "transfers within its theory only"
-                ]
             if candidate.L >= point.L:
                 return [
                     f"config key 'points[{i}].init_from': {entry['init_from']} has "

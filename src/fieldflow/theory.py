@@ -16,6 +16,7 @@ flow training and independence Metropolis run on any theory through the point al
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -25,7 +26,6 @@ import torch
 from torch import Tensor
 
 from fieldflow import lattice, tunnelling
-from fieldflow.u1 import exact as u1_exact
 from fieldflow.u1 import lattice as u1_lattice
 from fieldflow.u1.point import U1Point
 
@@ -108,6 +108,8 @@ class Theory:
             identity for φ⁴; links wrapped to (−π, π] for U(1)).
         primaries: fields (batch, *field_shape) ↦ per-configuration primaries, each (batch,).
         exact: point ↦ exact expectation values by observable name, None where unknown.
+        log_z: point ↦ the exact log Z = log ∫ dφ e^{−S} over the field with Lebesgue
+            measure (the measure of a flow's density q), None where unknown.
         symmetries: the symmetries of the action, in words.
         field: the name of the field's array in an ensemble store (``phi``, ``links``).
         field_dims: its dimensions after (chain, draw): (x, y) for φ⁴, (mu, x, y) for U(1).
@@ -130,6 +132,7 @@ class Theory:
     canonical: Callable[[Tensor], Tensor]
     primaries: Callable[[Tensor], dict[str, Tensor]]
     exact: Callable[[Any], dict[str, float] | None]
+    log_z: Callable[[Any], float | None]
     symmetries: tuple[str, ...]
     field: str
     field_dims: tuple[str, ...]
@@ -175,9 +178,26 @@ def _phi4_exact(point: lattice.Point) -> dict[str, float] | None:
     return None
 
 
+def _phi4_log_z(point: lattice.Point) -> float | None:
+    """The free theory's log Z (λ = 0, s > 0); unknown elsewhere."""
+    if point.lam == 0 and point.s > 0:
+        return lattice.gaussian_log_z(point.L, point.s)
+    return None
+
+
+def _u1_log_z(point: U1Point) -> float:
+    """log Z over dθ on (−π, π]^{2V}: the Haar-normalised Z of the character expansion
+    times (2π)^{2V}, since a flow's q (uniform prior (2π)^{−2V}) is a density in dθ."""
+    from fieldflow.u1 import exact  # scipy.special: loaded by the jobs that need it only
+
+    return exact.log_z(point.L, point.beta) + 2 * point.volume * math.log(2.0 * math.pi)
+
+
 def _u1_exact(point: U1Point) -> dict[str, float]:
     # ⟨Q⟩ = 0 exactly: θ → −θ maps Q → −Q and leaves S unchanged (as φ → −φ does M).
-    return {**u1_exact.references(point.L, point.beta), "topological_charge": 0.0}
+    from fieldflow.u1 import exact  # scipy.special: loaded by the jobs that need it only
+
+    return {**exact.references(point.L, point.beta), "topological_charge": 0.0}
 
 
 def _phi4_measurements(phi: Tensor) -> dict[str, Tensor]:
@@ -231,6 +251,7 @@ PHI4 = Theory(
     canonical=_identity,
     primaries=lattice.primary_observables,
     exact=_phi4_exact,
+    log_z=_phi4_log_z,
     symmetries=("Z2: φ → −φ", "translations", "lattice rotations and reflections"),
     field="phi",
     field_dims=("x", "y"),
@@ -256,6 +277,7 @@ U1 = Theory(
     canonical=u1_lattice.wrap,
     primaries=u1_lattice.primary_observables,
     exact=_u1_exact,
+    log_z=_u1_log_z,
     symmetries=(
         "gauge: θ_μ(x) → α(x) + θ_μ(x) − α(x+μ̂)",
         "θ → θ + 2π on any link",

@@ -73,7 +73,7 @@ LOOKS: Mapping[str, TheoryLook] = {
             "histograms": "Distribution of the topological charge $Q$",
             "histogram_x": "$Q$",
             "cost": "Cost of an independent sample of $Q$",
-            "agreement": "Agreement with the exact results (and the Markov-chain baselines)",
+            "agreement": "Agreement with the exact results",
             "agreement_empty": "nothing to compare",
             "families": "Flow quality against the coupling β",
         },

@@ -20,7 +20,10 @@ from fieldflow.analysis import gamma_estimate, in_updates, pull
 from fieldflow.integration import IntegratedLogZ, IntegrationPath, integrate
 from fieldflow.lattice import Point
 from fieldflow.quality import chain_problems, judge
+from fieldflow.stages.observables import columns_for, point_columns
 from fieldflow.study import PULL_LIMIT
+from fieldflow.study.roles import theory_of_columns
+from fieldflow.theory import PHI4, PointLike
 
 log = logging.getLogger(__name__)
 
@@ -32,38 +35,32 @@ FREE_ENERGY_COLUMNS = (
 
 
 def _row(
-    L: int,
-    s: float,
-    lam: float,
+    point: PointLike,
     sampler: str,
     method: str,
     result: fe.FlowLogZ | IntegratedLogZ,
     **diagnostics: float | str,
 ) -> dict:
-    """One row of the table: the contract's columns, the diagnostics, the verdict."""
-    volume = int(L) ** 2
+    """One row of the table: the point's columns, the contract's others, the diagnostics,
+    the verdict."""
     verdict = "reliable" if result.reliable else f"unreliable: {result.reason}"
     log.info(
-        "%s (%s) at L=%s s=%s lam=%s: log Z = %.6f ± %.2g, %s",
+        "%s (%s) at %s: log Z = %.6f ± %.2g, %s",
         sampler,
         method,
-        L,
-        s,
-        lam,
+        point.key,
         result.log_Z,
         result.error,
         verdict,
     )
     return {
-        "L": L,
-        "s": s,
-        "lam": lam,
+        **point.columns(),
         "sampler": sampler,
         "method": method,
         "log_Z": result.log_Z,
         "error": result.error,
-        "f": -result.log_Z / volume,
-        "f_error": result.error / volume,
+        "f": -result.log_Z / point.volume,
+        "f_error": result.error / point.volume,
         **diagnostics,
         "reliable": result.reliable,
         "reason": result.reason,
@@ -76,6 +73,8 @@ def flow_row(path: str | Path) -> dict:
     if "proposal_log_weight" not in dataset:
         raise reader.EnsembleError(f"ensemble {path} has no raw proposals (proposal_log_weight)")
     attrs = dataset.attrs
+    theory = reader.theory_of(dataset)
+    point = theory.point(int(attrs["L"]), **{name: attrs[name] for name in theory.parameters})
     log_weight = reader.load_array(dataset, "proposal_log_weight")
     m = reader.load_array(dataset, "proposal_m") if "proposal_m" in dataset else None
     try:
@@ -83,9 +82,7 @@ def flow_row(path: str | Path) -> dict:
     except ValueError as err:
         raise reader.EnsembleError(f"ensemble {path}: {err}") from err
     return _row(
-        attrs["L"],
-        attrs["s"],
-        attrs["lam"],
+        point,
         attrs["sampler"],
         "flow",
         result,
@@ -130,9 +127,7 @@ def integration_row(path: IntegrationPath, sampler: str, nodes: Mapping[str, str
         n_samples += n
     result = integrate(path, means, unreliable)
     return _row(
-        point.L,
-        point.s,
-        point.lam,
+        point,
         sampler,
         "integration",
         result,
@@ -152,28 +147,40 @@ def paths_from(fields: Mapping[str, Mapping[str, float]]) -> dict[str, Integrati
 
 def with_pulls(table: pd.DataFrame, limit: float = PULL_LIMIT) -> pd.DataFrame:
     """``table`` with a column ``pull``: each flow's log Z against the integration at its
-    point, (flow − integration)/σ; NaN for the integration rows and where there is none."""
+    point, (flow − integration)/σ, or where there is none against the theory's exact log Z
+    (:attr:`fieldflow.theory.Theory.log_z`: φ⁴ at λ = 0, U(1) always); NaN for the
+    integration rows and where there is neither."""
     pulls = np.full(len(table), np.nan)
-    reference = table[table["method"] == "integration"].set_index(["L", "s", "lam"])
-    for i, row in enumerate(table.itertuples()):
-        if row.method != "flow" or (row.L, row.s, row.lam) not in reference.index:
+    if table.empty:
+        return table.assign(pull=pulls)
+    theory = theory_of_columns(table.columns)
+    columns = point_columns(theory)
+    reference = table[table["method"] == "integration"].set_index(columns)
+    for i, row in enumerate(table.to_dict("records")):
+        at = tuple(row[c] for c in columns)
+        if row["method"] != "flow":
             continue
-        ref = reference.loc[(row.L, row.s, row.lam)]
-        pulls[i] = pull(row.log_Z, row.error, float(ref["log_Z"]), float(ref["error"]))
+        if at in reference.index:
+            ref = reference.loc[at]
+            ref_value, ref_error, name = float(ref["log_Z"]), float(ref["error"]), "integration"
+        else:
+            exact = theory.log_z(theory.point(int(row["L"]), **{p: row[p] for p in columns[1:]}))
+            if exact is None:
+                continue
+            ref_value, ref_error, name = exact, 0.0, "exact value"
+        pulls[i] = pull(row["log_Z"], row["error"], ref_value, ref_error)
         if abs(pulls[i]) > limit:
             log.warning(
-                "%s at L=%s s=%s lam=%s: log Z %.4f ± %.2g is %.1fσ from the "
-                "integration's %.4f ± %.2g%s",
-                row.sampler,
-                row.L,
-                row.s,
-                row.lam,
-                row.log_Z,
-                row.error,
+                "%s at %s: log Z %.4f ± %.2g is %.1fσ from the %s %.4f ± %.2g%s",
+                row["sampler"],
+                " ".join(f"{c}={row[c]}" for c in columns),
+                row["log_Z"],
+                row["error"],
                 pulls[i],
-                ref["log_Z"],
-                ref["error"],
-                "" if row.reliable else " (flagged unreliable)",
+                name,
+                ref_value,
+                ref_error,
+                "" if row["reliable"] else " (flagged unreliable)",
             )
     return table.assign(pull=pulls)
 
@@ -197,8 +204,10 @@ def free_energy_stage(
     rows = [flow_row(path) for path in flow_ensembles]
     for key, path in paths.items():
         rows.append(integration_row(path, sampler, node_ensembles[key]))
-    table = with_pulls(pd.DataFrame(rows, columns=FREE_ENERGY_COLUMNS))
-    table = table.sort_values(["L", "s", "lam", "method", "sampler"], kind="stable")
+    # A study is of one theory (config_points); its rows carry its point columns.
+    theory = theory_of_columns(list(rows[0])) if rows else PHI4
+    table = with_pulls(pd.DataFrame(rows, columns=columns_for(FREE_ENERGY_COLUMNS, theory)))
+    table = table.sort_values([*point_columns(theory), "method", "sampler"], kind="stable")
     Path(table_path).parent.mkdir(parents=True, exist_ok=True)
     table.to_csv(table_path, index=False)
     return table

@@ -2,11 +2,11 @@
 (:mod:`.exact`).
 
 ``plaquette`` here is the lattice function (plaquette angles of configurations); the exact
-⟨cos θ_P⟩ of a point is ``exact.plaquette(L, beta)`` or ``references(L, beta)["plaquette"]``.
+⟨cos θ_P⟩ of a point is ``fieldflow.u1.exact.plaquette(L, beta)``. The package does not
+import :mod:`.exact` (scipy.special) itself, so that sampling jobs need not load it.
 """
 
-from fieldflow.u1 import exact, lattice
-from fieldflow.u1.exact import log_z, references, topological_susceptibility
+from fieldflow.u1 import lattice
 from fieldflow.u1.lattice import (
     action,
     force,
@@ -19,15 +19,11 @@ from fieldflow.u1.lattice import (
 
 __all__ = [
     "action",
-    "exact",
     "force",
     "gauge_transform",
     "lattice",
-    "log_z",
     "plaquette",
     "primary_observables",
-    "references",
     "topological_charge",
-    "topological_susceptibility",
     "wrap",
 ]
