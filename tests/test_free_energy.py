@@ -152,7 +152,7 @@ def test_integration_with_hmc_reproduces_the_exact_free_log_z(L):
 
 
 @pytest.mark.parametrize("family", ["realnvp", "nsf", "cnf"])
-@pytest.mark.parametrize("L", [2, 4, 6])
+@pytest.mark.parametrize("L", [2, 6])  # L = 4 as well cost 15 s of a suite kept under 10 min
 def test_every_flow_estimates_the_exact_free_log_z(family, L):
     point = Point(L, 0.6, 0.0)
     torch.manual_seed(3)
