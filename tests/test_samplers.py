@@ -57,17 +57,18 @@ def test_mcmc_stage_writes_an_ensemble_the_tables_read(tmp_path, name):
 def test_mcmc_stage_streams_thinned_draws_a_chunk_at_a_time(tmp_path, monkeypatch, name):
     """The store holds what the in-memory run keeps; φ is never buffered beyond a chunk."""
     from fieldflow import io
+    from fieldflow.column import ChunkedColumn
 
     monkeypatch.setattr(io, "MAX_CHUNK_VALUES", 64)  # L = 4: φ in chunks of 4 draws
     buffered = []
-    add = io._Column.add
+    add = ChunkedColumn.add
 
     def tracking_add(column, chain, values):
         add(column, chain, values)
         if column.name == "phi":
             buffered.append((len(values), column.filled[chain]))
 
-    monkeypatch.setattr(io._Column, "add", tracking_add)
+    monkeypatch.setattr(ChunkedColumn, "add", tracking_add)
     settings = {"n_chains": 3, "n_trajectories": 10, "n_updates": 10, "burn_in": 10, "thin": 2}
     point = {"L": 4, "s": -4.0, "lam": 8.0}
     path = tmp_path / "e.zarr"
