@@ -155,6 +155,11 @@ class Theory:
             )
         return self.point_type(L, *(parameters[p] for p in self.parameters))
 
+    def point_of(self, values: Mapping[str, Any]) -> PointLike:
+        """The point whose columns (``L`` and :attr:`parameters`) are in ``values``: a store's
+        attrs or a table row."""
+        return self.point(int(values["L"]), **{p: values[p] for p in self.parameters})
+
     @property
     def required_attrs(self) -> tuple[str, ...]:
         """The attrs every ensemble store of the theory has: ``L``, :attr:`parameters`,

@@ -74,7 +74,7 @@ def flow_row(path: str | Path) -> dict:
         raise reader.EnsembleError(f"ensemble {path} has no raw proposals (proposal_log_weight)")
     attrs = dataset.attrs
     theory = reader.theory_of(dataset)
-    point = theory.point(int(attrs["L"]), **{name: attrs[name] for name in theory.parameters})
+    point = theory.point_of(attrs)
     log_weight = reader.load_array(dataset, "proposal_log_weight")
     m = reader.load_array(dataset, "proposal_m") if "proposal_m" in dataset else None
     try:
@@ -164,7 +164,7 @@ def with_pulls(table: pd.DataFrame, limit: float = PULL_LIMIT) -> pd.DataFrame:
             ref = reference.loc[at]
             ref_value, ref_error, name = float(ref["log_Z"]), float(ref["error"]), "integration"
         else:
-            exact = theory.log_z(theory.point(int(row["L"]), **{p: row[p] for p in columns[1:]}))
+            exact = theory.log_z(theory.point_of(row))
             if exact is None:
                 continue
             ref_value, ref_error, name = exact, 0.0, "exact value"

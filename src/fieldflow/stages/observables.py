@@ -102,7 +102,7 @@ def observables_stage(
     stored = primaries.stored_primaries(dataset)
     keys = {name: attrs[name] for name in point_columns(theory)}
     keys["sampler"] = attrs["sampler"]
-    point = theory.point(L, **{name: attrs[name] for name in theory.parameters})
+    point = theory.point_of(attrs)
     # τ_int counts updates (DESIGN.md): a chain thinned by `thin` stores every thin-th one.
     thin = int(attrs.get("thin", 1))
     n = dataset.sizes["chain"] * dataset.sizes["draw"]
