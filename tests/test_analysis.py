@@ -5,7 +5,8 @@ import numpy as np
 import pyerrors as pe
 import pytest
 
-from fieldflow import analysis
+from fieldflow import analysis, quality
+from fieldflow.theory import U1
 
 
 def ar1(rho, n_chains, n, seed):
@@ -262,3 +263,27 @@ def test_only_the_known_warning_is_silenced():
     assert math.isfinite(found["correlation_length"].value)
     with pytest.warns(RuntimeWarning):
         analysis.gamma_estimate(np.array([[1e300, -1e300] * 10, [1.0, 2.0] * 10]))
+
+
+@pytest.mark.parametrize(
+    "chains",
+    [
+        np.full((4, 200), 2.0),  # every chain in one sector
+        np.repeat(np.array([[1.0], [-1.0], [0.0], [2.0]]), 200, axis=1),  # each in its own
+    ],
+)
+def test_a_constant_chain_has_no_error_and_no_tau_int(chains):
+    # pyerrors says error 0 and τ_int = ½ here: a confident claim no chain that never moved
+    # can support (a frozen, rounded Q would be priced as independent draws).
+    e = analysis.gamma_estimate(chains)
+    assert e.value == pytest.approx(chains.mean())
+    assert math.isnan(e.error) and math.isnan(e.tau_int) and math.isnan(e.tau_int_error)
+    derived = analysis.observables(
+        {"plaquette": chains, "charge": chains, "charge2": chains**2}, 8, theory=U1
+    )
+    assert math.isnan(derived["topological_charge"].tau_int)
+    assert quality.judge(e, chains.size, []).reason == "no τ_int"
+    # One chain that moves once is enough for an estimate.
+    moved = chains.copy()
+    moved[0, 100:] += 1.0
+    assert analysis.gamma_estimate(moved).tau_int > 1.0

@@ -444,3 +444,44 @@ def test_figure_names_leave_out_transfer_without_its_table() -> None:
 def test_every_figure_has_a_caption_and_every_caption_a_figure(root: Path) -> None:
     captions = {path.stem for path in (root / "workflow" / "report").glob("*.rst")}
     assert captions - {"workflow"} == set(plots.FIGURES)
+
+
+def test_cost_figure_stars_each_beta_where_the_flow_wins() -> None:
+    """A U(1) study at one L has a crossover verdict per β: a star at each β where the flow
+    is decidedly cheaper than every baseline, none where undecided."""
+    rows = []
+    for beta, hmc in ((1.0, 0.06), (4.0, 0.4), (6.0, 2.0)):
+        for sampler, kind_, cost in (("hmc", "mcmc", hmc), ("gauge", "flow", 0.01)):
+            rows.append(
+                {
+                    "L": 8,
+                    "beta": beta,
+                    "sampler": sampler,
+                    "kind": kind_,
+                    "seconds_per_independent": cost,
+                    "seconds_per_independent_error": 0.001,
+                    "cost_1e4": cost,
+                    "cost_1e6": cost,
+                }
+            )
+    verdicts = {1.0: ("crossover", 8.0), 4.0: ("undecided", math.nan), 6.0: ("crossover", 8.0)}
+    crossover = pd.DataFrame(
+        [
+            [beta, "gauge", "hmc", "seconds_per_independent", first, 8.0, True, verdict]
+            for beta, (verdict, first) in verdicts.items()
+        ],
+        columns=[
+            "beta",
+            "sampler",
+            "baseline",
+            "cost",
+            "first_L",
+            "largest_L",
+            "reliable",
+            "verdict",
+        ],
+    )
+    ax = plots.cost_per_sample(pd.DataFrame(rows), crossover).axes[0]
+    stars = [line for line in ax.lines if line.get_marker() == "*"]
+    assert sorted(x for line in stars for x in line.get_xdata()) == [1.0, 6.0]
+    assert sorted(y for line in stars for y in line.get_ydata()) == [0.01, 0.01]

@@ -400,3 +400,119 @@ def test_tunnelling_table_with_every_sampler_bounded_has_no_cheapest():
     table = study.tunnelling(crossings, observables, samplers)
     assert (table["bound"] == "lower").all() and not table["cheapest"].any()
     assert study.tunnelling(crossings.iloc[:0], observables, samplers).empty
+
+
+def u1_cost_inputs():
+    """A U(1) study at L = 8 (crossings, observables, samplers): hmc tunnels at β = 1, has
+    a constant Q at β = 4 (τ_int NaN, no crossing) and at β = 6 a Γ-method τ_int(Q) above
+    the bound nN/6 = 200 without a crossing; the gauge flow tunnels at every β."""
+    crossings, observables, samplers = [], [], []
+    for beta, hmc_tau, k in ((1.0, 30.0, 40), (4.0, math.nan, 0), (6.0, 500.0, 0)):
+        for sampler, kind, tau, seconds, changes in (
+            ("hmc", "mcmc", hmc_tau, 1e-3, k),
+            ("gauge", "flow", 1.0, 5e-3, 600),
+        ):
+            ok = changes > 0
+            for observable, t in (("topological_charge", tau), ("topological_susceptibility", 2.0)):
+                observables.append([8, beta, sampler, observable, 0.0, 0.1, t, 0.1 * t, 1200, ok])
+            samplers.append([8, beta, sampler, kind, 100.0, 1.0, 1200, seconds, 0.01 * seconds])
+            crossings.append(
+                {
+                    "L": 8,
+                    "beta": beta,
+                    "sampler": sampler,
+                    "n_chains": 4,
+                    "n_draws": 300,
+                    "crossings": changes,
+                    "bound": "" if ok else "lower",
+                    "thin": 1,
+                }
+            )
+    columns = "L,beta,sampler,observable,value,error,tau_int,tau_int_error,n_samples,reliable"
+    sampler_columns = (
+        "L,beta,sampler,kind,train_seconds,sample_seconds,n_samples,seconds_per_update,"
+        "seconds_per_update_error"
+    )
+    return (
+        pd.DataFrame(crossings),
+        pd.DataFrame(observables, columns=columns.split(",")),
+        pd.DataFrame(samplers, columns=sampler_columns.split(",")).assign(acceptance=1, ess=1),
+    )
+
+
+def test_a_frozen_chain_prices_its_order_parameter_at_the_tunnelling_bound():
+    crossings, observables, samplers = u1_cost_inputs()
+    table = study.scaling(observables, samplers, crossings)
+    assert list(table.columns[-2:]) == ["bound", "reliable"]
+    hmc = table[table["sampler"] == "hmc"].set_index("beta")
+    # Tunnelling: the Γ-method's τ_int(Q), not a bound.
+    assert hmc.loc[1.0, "tau_q"] == 30.0 and hmc.loc[1.0, "tau_q_error"] == 3.0
+    assert hmc.loc[1.0, "bound"] == "" and hmc.loc[1.0, "reliable"]
+    # Frozen with a constant Q: no Γ-method τ at all, priced at nN/6 = 1200/6.
+    frozen = hmc.loc[4.0]
+    assert frozen["tau_q"] == pytest.approx(200.0) and math.isnan(frozen["tau_q_error"])
+    assert frozen["seconds_per_independent"] == pytest.approx(1e-3 * 2 * 200.0)
+    assert math.isnan(frozen["seconds_per_independent_error"])
+    assert frozen["bound"] == "lower" and not frozen["reliable"]
+    # Frozen, with a Γ-method τ above the bound: the larger of the two, still a bound.
+    assert hmc.loc[6.0, "tau_q"] == 500.0 and hmc.loc[6.0, "bound"] == "lower"
+    assert (table.loc[table["sampler"] == "gauge", "bound"] == "").all()
+    # One τ for the order parameter: tunnelling.csv prices it the same way.
+    tunnelling = study.tunnelling(
+        crossings.assign(per_1000_updates=0.0, per_second=0.0, tunnel_updates=0.0),
+        observables,
+        samplers,
+    )
+    merged = table.merge(tunnelling, on=["L", "beta", "sampler"], suffixes=("", "_t"))
+    assert np.array_equal(merged["tau_q"], merged["tau_q_t"], equal_nan=True)
+    assert (merged["bound"] == merged["bound_t"]).all()
+    # Without the tunnelling rows a constant Q stays NaN: never a small τ_int.
+    assert math.isnan(
+        study.scaling(observables, samplers)
+        .set_index(["sampler", "beta"])
+        .loc[("hmc", 4.0), "tau_q"]
+    )
+
+
+def test_a_phi4_scaling_table_prices_no_order_parameter_and_has_no_bound():
+    observables, samplers = scaling_inputs()
+    crossings = samplers[["L", "s", "lam", "sampler"]].assign(
+        n_chains=4, n_draws=300, crossings=0, bound="lower", thin=1
+    )
+    table = study.scaling(observables, samplers, crossings)
+    pd.testing.assert_frame_equal(table, study.scaling(observables, samplers))
+    assert "bound" not in table and list(table.columns) == study.SCALING_COLUMNS
+
+
+def test_a_study_at_one_lattice_size_gets_a_crossover_verdict_per_point():
+    crossings, observables, samplers = u1_cost_inputs()
+    table = study.scaling(observables, samplers, crossings)
+    assert study.verdict_columns(table) == ["beta"]
+    crossover = study.crossovers(table)
+    assert list(crossover.columns) == ["beta", *study.CROSSOVER_COLUMNS]
+    verdicts = crossover[crossover["cost"] == "seconds_per_independent"].set_index("beta")
+    # β = 1: the flow's 10 ms against hmc's 60 ms; β = 4, 6: below hmc's lower bounds,
+    # 0.4 s and 1 s: a frozen chain costs at least its bound, so the flow wins there too.
+    assert verdicts["verdict"].to_dict() == {1.0: "crossover", 4.0: "crossover", 6.0: "crossover"}
+    assert verdicts.loc[1.0, "first_L"] == 8 and verdicts.loc[1.0, "largest_L"] == 8
+    assert verdicts["reliable"].all()
+    # A flow dearer than a bound is not dearer than the chain, whose cost may be far higher.
+    slow = table.assign(
+        seconds_per_independent=np.where(
+            table["sampler"] == "gauge", 5.0, table["seconds_per_independent"]
+        )
+    )
+    verdicts = study.crossovers(slow).set_index(["beta", "cost"])["verdict"]
+    assert verdicts[(1.0, "seconds_per_independent")] == "none"
+    assert verdicts[(4.0, "seconds_per_independent")] == "undecided"
+    # An unreliable flow decides nothing against a bound either.
+    shaky = table.assign(reliable=np.where(table["sampler"] == "gauge", False, table["reliable"]))
+    verdicts = study.crossovers(shaky).set_index(["beta", "cost"])["verdict"]
+    assert verdicts[(4.0, "seconds_per_independent")] == "undecided"
+    assert list(crossover["beta"]) == sorted(crossover["beta"])  # a point's rows together
+    # Several L: one verdict along L, in φ⁴'s columns (test_scaling_costs_and_crossover);
+    # one L of φ⁴: a verdict per point too, named by s and lam.
+    single = cost_table([1.0, 1.0], [2.0, 0.5], sizes=(8, 8), lams=[5.0, 6.0])
+    found = study.crossovers(single)
+    assert list(found.columns[:2]) == ["s", "lam"]
+    assert found.groupby("lam")["verdict"].first().to_dict() == {5.0: "crossover", 6.0: "none"}

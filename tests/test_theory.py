@@ -121,6 +121,8 @@ def test_primaries():
     assert set(PHI4.primaries(phi)) == set(lattice.primary_observables(phi))
     assert {"m2", "f_first"} <= set(PHI4.primary_names(4))
     assert set(U1.primary_names(4)) == {"plaquette", "charge", "charge2"}
+    # Q is an integer (rounded in the primaries), M/V is not: histogram bins follow.
+    assert U1.order_parameter.integer and not PHI4.order_parameter.integer
 
 
 def test_exact():

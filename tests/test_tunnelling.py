@@ -81,3 +81,16 @@ def test_histogram_is_symmetric_normalised_and_rounded_out():
     assert edges[-1] == 0.5
     edges, _ = tunnelling.histogram(np.zeros((1, 3)))  # a degenerate range is widened
     assert edges[-1] == 0.25
+
+
+def test_histogram_of_an_integer_order_parameter_has_a_bin_per_integer():
+    q = np.array([[0.0, 1.0, -2.0, 1.0, 0.0, 0.0]])
+    edges, density = tunnelling.histogram(q, integer=True)
+    assert edges.tolist() == [-2.5, -1.5, -0.5, 0.5, 1.5, 2.5]  # centred on -2 ... 2
+    assert density.tolist() == pytest.approx([1 / 6, 0.0, 3 / 6, 2 / 6, 0.0])
+    # 60 bins over ±B would put every integer on an edge.
+    plain, _ = tunnelling.histogram(q)
+    assert np.isin([-2.0, -1.0, 0.0, 1.0, 2.0], plain).all()
+    # A chain frozen at Q = 0 still shows the sectors ±1 beside it, empty.
+    edges, density = tunnelling.histogram(np.zeros((2, 5)), integer=True)
+    assert edges.tolist() == [-1.5, -0.5, 0.5, 1.5] and density.tolist() == [0.0, 1.0, 0.0]

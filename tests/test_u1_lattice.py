@@ -178,3 +178,23 @@ def test_leapfrog_energy_error_scales_as_eps_squared() -> None:
         errors.append((_hamiltonian(end, pi_end, beta) - h0).abs().sum().item())
     ratios = [errors[0] / errors[1], errors[1] / errors[2]]
     assert all(3.5 < r < 4.5 for r in ratios), ratios
+
+
+def test_primary_charge_is_rounded_so_a_frozen_chain_is_constant() -> None:
+    # The geometric Q is off an integer by rounding noise (~1e-15 in float64, ~1e-6 in
+    # float32); the primary is the integer itself.
+    for dtype in (torch.float64, torch.float32):
+        links = hot_links(2000, 8, seed=3, dtype=dtype)
+        geometric = topological_charge(links)
+        assert (geometric != geometric.round()).any()  # the noise rounding removes
+        obs = primary_observables(links)
+        assert torch.equal(obs["charge"], geometric.round())
+        assert torch.equal(obs["charge2"], obs["charge"] ** 2)
+    # One configuration gauge transformed again and again: Q is the same sector each time,
+    # and the primary exactly the same number, so a frozen chain has a constant Q.
+    gen = torch.Generator().manual_seed(4)
+    alpha = (2.0 * torch.rand(50, 8, 8, generator=gen, dtype=torch.float64) - 1.0) * math.pi
+    frozen = gauge_transform(hot_links(1, 8, seed=3).expand(50, -1, -1, -1), alpha)
+    charges = primary_observables(frozen)["charge"]
+    assert (charges == charges[0]).all()
+    assert not (topological_charge(frozen) == topological_charge(frozen)[0]).all()

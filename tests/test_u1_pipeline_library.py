@@ -167,6 +167,10 @@ def test_chains_stuck_in_one_sector_flag_chi_t(tmp_path):
     chi = out["table"].set_index("observable").loc["topological_susceptibility"]
     assert not chi.reliable
     assert "Q never changed topological sector within any of the 4 chains" in chi.reason
+    # Q is rounded in the primaries: every chain is constant, and its τ_int(Q) is no
+    # estimate at all (not pyerrors' ½ with error 0, nor ½ of the rounding noise).
+    charge = out["table"].set_index("observable").loc["topological_charge"]
+    assert math.isnan(charge.tau_int) and math.isnan(charge.error) and not charge.reliable
     assert out["tunnelling"].crossings.item() == 0 and out["tunnelling"].bound.item() == "lower"
 
 
@@ -250,3 +254,11 @@ def test_stores_name_their_theory(tmp_path):
     set_theory(old, "su2")
     with pytest.raises(io.EnsembleError, match=r"old.zarr: unknown theory 'su2'"):
         io.read_ensemble(old)
+
+
+def test_mcmc_stage_refuses_a_sampler_of_another_theory(tmp_path):
+    store = tmp_path / "cluster.zarr"
+    settings = {"n_chains": 2, "n_trajectories": 4, "burn_in": 2}
+    with pytest.raises(ValueError, match="cluster does not sample u1 points such as L4_beta1"):
+        mcmc_stage("cluster", U1Point(4, 1.0), settings, seed=0, ensemble_path=store)
+    assert not store.exists()

@@ -71,9 +71,18 @@ def _replica_means_outside_the_domain() -> Iterator[None]:
 
 
 def _estimate(obs: pe.Obs, ensemble: str, S: float) -> Estimate:
+    """The Γ-method estimate of ``obs``; error and τ_int NaN where no chain fluctuates.
+
+    pyerrors gives a series with Γ(0) = 0 (every chain constant: a charge frozen in its
+    sector, a flow that accepted nothing) the error 0 and τ_int = ½: a confident statement
+    that the chain cannot support. Such a chain has measured no fluctuation, so it has no
+    error and no τ_int; :func:`fieldflow.quality.judge` then flags it ("no τ_int").
+    """
     obs.gamma_method(S=S)
     if not np.isfinite(obs.value):
         return Estimate(math.nan, math.nan, math.nan, math.nan)
+    if not obs.dvalue > 0:
+        return Estimate(float(obs.value), math.nan, math.nan, math.nan)
     tau = obs.e_tauint.get(ensemble, 0.5)
     dtau = obs.e_dtauint.get(ensemble, 0.0)
     return Estimate(float(obs.value), float(obs.dvalue), float(tau), float(dtau))

@@ -84,6 +84,9 @@ class OrderParameter:
             the sign of either is odd under the theory's symmetry, so ⟨sign⟩ = 0 exactly.
         count: values (chain, draw) ↦ (threshold, crossings per chain (chain,)): φ⁴'s
             band crossings with hysteresis, U(1)'s changes of the nearest integer.
+        integer: whether its values are integers (U(1)'s Q, rounded in the primaries; φ⁴'s
+            M/V is not): its histogram then has one bin per integer
+            (:func:`fieldflow.tunnelling.histogram`).
     """
 
     primary: str
@@ -92,6 +95,7 @@ class OrderParameter:
     stuck: str
     sector: Callable[[np.ndarray], np.ndarray]
     count: Callable[[np.ndarray], tuple[float, np.ndarray]]
+    integer: bool = False
 
 
 @dataclass(frozen=True)
@@ -292,7 +296,8 @@ U1 = Theory(
     field="links",
     field_dims=("mu", "x", "y"),
     measurements=u1_lattice.primary_observables,
-    primaries_version=1,
+    # 2: Q rounded to the nearest integer (1: the geometric Q, an integer to ~1e-15).
+    primaries_version=2,
     observables=("plaquette", "topological_susceptibility", "topological_charge"),
     derive=_u1_derive,
     order_parameter=OrderParameter(
@@ -302,6 +307,7 @@ U1 = Theory(
         stuck="stuck in one topological sector",
         sector=np.rint,
         count=tunnelling.sector_changes,
+        integer=True,
     ),
 )
 

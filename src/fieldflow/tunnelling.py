@@ -181,18 +181,30 @@ def tunnelling(
 
 
 def histogram(
-    m: np.ndarray, bins: int = HISTOGRAM_BINS, step: float = HISTOGRAM_STEP
+    m: np.ndarray,
+    bins: int = HISTOGRAM_BINS,
+    step: float = HISTOGRAM_STEP,
+    integer: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Normalised histogram of M/V over the symmetric range ±B.
 
     B is max |M/V| rounded up to a multiple of ``step`` (at least ``step``), so a sampler
     stuck in one vacuum shows an empty half.
 
+    An ``integer`` order parameter (U(1)'s Q) gets one bin per integer k, [k − ½, k + ½),
+    for |k| ≤ max(max |Q|, 1): ``bins`` equal bins over ±B would put the integers on
+    their edges, where rounding decides the bin. ``bins`` and ``step`` are then unused.
+
     Returns:
         bin edges, shape (bins + 1,), and densities (integrating to 1), shape (bins,).
     """
     values = np.asarray(m, dtype=np.float64).ravel()
     top = float(np.abs(values).max()) if values.size else 0.0
+    if integer:
+        K = max(round(top), 1)
+        edges = np.arange(-K, K + 2, dtype=np.float64) - 0.5
+        density, edges = np.histogram(values, bins=edges, density=True)
+        return edges, density
     B = max(step * math.ceil(top / step), step)
     density, edges = np.histogram(values, bins=bins, range=(-B, B), density=True)
     return edges, density

@@ -93,7 +93,8 @@ def tunnelling(table: pd.DataFrame) -> Figure:
 
 
 def magnetization_histograms(histograms: pd.DataFrame) -> Figure:
-    """The distribution of M/V (U(1): of Q), one panel per point, one step line per sampler.
+    """The distribution of M/V (U(1): of Q, one bin per integer), one panel per point, one
+    step line per sampler, drawn on the bins of the table.
 
     Args:
         histograms: results/tables/magnetization_histograms.csv (columns L, s, lam,

@@ -84,7 +84,8 @@ def cost_per_sample(scaling: pd.DataFrame, crossover: pd.DataFrame) -> Figure:
     10⁶ independent samples. Error bars: ``seconds_per_independent_error`` (τ_int and
     timing), on every line (training time adds no error). A star marks the L from which a
     flow (sampling only) is decidedly cheaper than every Markov-chain baseline of the study
-    (verdict ``crossover`` against each, :func:`fieldflow.study.crossovers`).
+    (verdict ``crossover`` against each, :func:`fieldflow.study.crossovers`); where the
+    verdicts are per point of a scan (U(1)'s β), a star at each point where it is.
     """
     fig = Figure(figsize=(7, 5), layout="constrained")
     ax = fig.subplots()
@@ -116,9 +117,7 @@ def cost_per_sample(scaling: pd.DataFrame, crossover: pd.DataFrame) -> Figure:
                 **sampler_style(sampler),
             )
         mine = (crossover["sampler"] == sampler) & (crossover["cost"] == "seconds_per_independent")
-        first = crossover.loc[mine, "first_L"]
-        if not first.empty and np.isfinite(first).all():
-            at = rows[rows["L"] == first.max()]
+        for at in _crossed(rows, crossover[mine]):
             ax.plot(
                 at[x],
                 at["seconds_per_independent"],
@@ -130,3 +129,21 @@ def cost_per_sample(scaling: pd.DataFrame, crossover: pd.DataFrame) -> Figure:
     ax.set_xticks(sorted(scaling[x].unique()))
     ax.legend(fontsize="x-small", ncol=2)
     return fig
+
+
+def _crossed(rows: pd.DataFrame, verdicts: pd.DataFrame) -> list[pd.DataFrame]:
+    """The rows of one flow's scaling ``rows`` to star: per group of its sampling-cost
+    ``verdicts`` (the whole study, or one value of the columns before ``sampler``) that
+    has a crossover against every baseline, its points at the latest ``first_L``."""
+    along = list(verdicts.columns[: list(verdicts.columns).index("sampler")])
+    groups = verdicts.groupby(along, sort=False) if along else [((), verdicts)]
+    starred = []
+    for _, group in groups:
+        first = group["first_L"]
+        if first.empty or not np.isfinite(first).all():
+            continue
+        at = rows[rows["L"] == first.max()]
+        for name in along:
+            at = at[at[name] == group[name].iloc[0]]
+        starred.append(at)
+    return starred

@@ -154,7 +154,7 @@ def observables_stage(
             found.updates,
         )
     if histogram_path is not None:
-        edges, density = tunnelling.histogram(stored[order.primary])
+        edges, density = tunnelling.histogram(stored[order.primary], integer=order.integer)
         outputs[histogram_path] = pd.DataFrame(
             {**keys, "bin_low": edges[:-1], "bin_high": edges[1:], "density": density},
             columns=columns_for(HISTOGRAM_COLUMNS, theory),

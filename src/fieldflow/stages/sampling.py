@@ -227,15 +227,18 @@ def mcmc_stage(
 ) -> None:
     """Run a Markov-chain baseline of :data:`fieldflow.samplers.MCMC` at one point.
 
-    ``point`` is a config point, a point key or a point of any theory (:func:`_point`);
-    ``settings`` is the config section of the same name. The kept draws go to the store as
-    they are made (:class:`fieldflow.io.EnsembleWriter`), so memory does not grow with the
-    run. The ensemble's ``sample_seconds`` covers burn-in, tuning and writing; its
+    ``point`` is a config point, a point key or a point of any theory (:func:`_point`) that
+    the sampler samples (a ValueError naming both otherwise); ``settings`` is the config
+    section of the same name. The kept draws go to the store as they are made
+    (:class:`fieldflow.io.EnsembleWriter`), so memory does not grow with the run. The
+    ensemble's ``sample_seconds`` covers burn-in, tuning and writing; its
     ``seconds_per_update`` (and error), from the sampler's info, times the production
     updates only, batch by batch, thinned away or not; ``thin`` is in the info too.
     """
     run = samplers.mcmc_stream(sampler)
     p = _point(point)
+    if not samplers.supports(sampler, p.theory.name):  # the config checks; a direct call too
+        raise ValueError(f"{sampler} does not sample {p.theory.name} points such as {p.key}")
     attrs = {
         **point_attrs(p),
         "sampler": sampler,

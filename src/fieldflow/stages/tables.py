@@ -171,8 +171,9 @@ def study_stage(
     )
     correlators = pd.concat([pd.read_csv(path) for path in correlator_tables], ignore_index=True)
     agreement = study.agreement(observables, kinds, reweighted)
-    scaling = study.scaling(observables, sampler_table)
     crossings = _gather(tunnelling_tables, columns_for(TUNNELLING_COLUMNS, theory))
+    # The order parameter's τ_int is a bound where a chain never changed sector.
+    scaling = study.scaling(observables, sampler_table, crossings)
     tables = {
         "reweighting": comparison,
         "correlators": correlators,

@@ -7,7 +7,9 @@ module, so the stages only read and write CSV files:
 
 - :mod:`~fieldflow.study.pulls`: every estimate against its references (:func:`agreement`);
 - :mod:`~fieldflow.study.costs`: τ_int and the cost of an independent sample per point
-  (:func:`scaling`), their exponents in ξ₂ and the crossovers of flows and baselines;
+  (:func:`scaling`) and their exponents in ξ₂;
+- :mod:`~fieldflow.study.crossover`: the crossovers of flows and baselines, along L or
+  per point of a scan at fixed L (:func:`crossovers`);
 - :mod:`~fieldflow.study.vacua`: tunnelling between the vacua (:func:`tunnelling`);
 - :mod:`~fieldflow.study.common`: what they share (timing errors, sampler kinds);
 - :mod:`~fieldflow.study.roles`: a table's theory, read off its point columns (φ⁴: L, s,
@@ -22,15 +24,18 @@ from fieldflow.study.common import (
     seconds_per_sample,
 )
 from fieldflow.study.costs import (
-    CROSSOVER_COLUMNS,
-    CROSSOVER_SIGMA,
     EXPONENT_COLUMNS,
     EXPONENT_FITS,
     SCALING_COLUMNS,
-    crossovers,
     dynamic_exponents,
     scaling,
     xi_source,
+)
+from fieldflow.study.crossover import (
+    CROSSOVER_COLUMNS,
+    CROSSOVER_SIGMA,
+    crossovers,
+    verdict_columns,
 )
 from fieldflow.study.pulls import (
     AGREEMENT_COLUMNS,
@@ -79,5 +84,6 @@ __all__ = [
     "theory_of",
     "theory_of_columns",
     "tunnelling",
+    "verdict_columns",
     "xi_source",
 ]

@@ -4,10 +4,12 @@ of an update and of an effectively independent sample."""
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import pandas as pd
 
 from fieldflow.errors import ResultFileError
+from fieldflow.tunnelling import tau_int_lower_bound
 
 #: The columns that name a point of a φ⁴ study; any theory's are the columns of its tables
 #: before ``sampler`` (:func:`fieldflow.study.roles.point_columns`).
@@ -76,3 +78,25 @@ def independent_cost(
     """
     cost = per_update * 2.0 * tau
     return cost, cost * math.hypot(relative(tau_error, tau), relative(per_update_error, per_update))
+
+
+def order_tau(crossing: Any, tau: float, tau_error: float) -> tuple[float, float, bool]:
+    """(τ, δτ, bounded): the τ_int to price the order parameter with (M, Q), one ensemble.
+
+    ``crossing`` is the ensemble's tunnelling row (:mod:`fieldflow.tunnelling`: ``bound``,
+    ``n_chains``, ``n_draws``, ``thin``), None if there is none; ``tau`` ± ``tau_error``
+    the Γ-method's τ_int of the order parameter. Where no chain changed sector in nN
+    updates (``bound`` = ``lower``) the Γ-method has seen the fluctuations inside one
+    sector only (of an integer Q: none, τ_int NaN), while the true τ_int exceeds nN/6 at
+    95% confidence (:func:`~fieldflow.tunnelling.tau_int_lower_bound`): τ = max(τ_Γ, nN/6)
+    with δτ NaN, a lower bound, so that a frozen chain never looks cheaper than it is.
+    Otherwise (τ_Γ, δτ_Γ), not a bound. Every study table that prices the order parameter
+    takes its τ from here (tunnelling.csv's ``tau_m``, and scaling.csv's where the cost
+    observable is the order parameter, U(1)'s ``tau_q``).
+    """
+    if crossing is None or getattr(crossing, "bound", "") != "lower":
+        return tau, tau_error, False
+    thin = getattr(crossing, "thin", 1)  # absent (NaN) in files before session 5
+    updates = int(crossing.n_chains) * int(crossing.n_draws) * (int(thin) if pd.notna(thin) else 1)
+    bound = tau_int_lower_bound(updates)
+    return (tau if tau > bound else bound), math.nan, True

@@ -1,6 +1,6 @@
 """Costs of the samplers as the study scales up: τ_int and seconds per independent sample
-per point (:func:`scaling`), their growth with ξ₂ (:func:`dynamic_exponents`), and where a
-flow becomes cheaper than a baseline (:func:`crossovers`).
+per point (:func:`scaling`) and their growth with ξ₂ (:func:`dynamic_exponents`); where a
+flow becomes cheaper than a baseline is :mod:`fieldflow.study.crossover`'s.
 
 Flows and Markov chains are told apart by their ``kind`` (:mod:`fieldflow.samplers`).
 """
@@ -53,21 +53,11 @@ EXPONENT_COLUMNS = [
     "n_points",
     "reliable",
 ]
-CROSSOVER_COLUMNS = [
-    "sampler",
-    "baseline",
-    "cost",
-    "first_L",
-    "largest_L",
-    "reliable",
-    "verdict",
-]
-#: A flow is cheaper or dearer than a baseline only by more than this many σ of the
-#: difference of their costs (:func:`crossovers`).
-CROSSOVER_SIGMA = 2.0
 
 
-def scaling(observables: pd.DataFrame, samplers: pd.DataFrame) -> pd.DataFrame:
+def scaling(
+    observables: pd.DataFrame, samplers: pd.DataFrame, crossings: pd.DataFrame | None = None
+) -> pd.DataFrame:
     """τ_int, acceptance and the cost of an independent sample per point and sampler.
 
     ξ₂ at a point is one sampler's for every sampler there, so all τ_int are set against
@@ -83,21 +73,36 @@ def scaling(observables: pd.DataFrame, samplers: pd.DataFrame) -> pd.DataFrame:
       sample of χ₂, with δc = c · sqrt((δτ/τ)² + (δt/t)²).
     - ``cost_1e4``, ``cost_1e6``: c plus a flow's training time spread over 10⁴ and 10⁶
       independent samples (c itself for a Markov chain). Training is one wall-clock
-      measurement: :func:`crossovers` gives it the relative error
+      measurement: :func:`~fieldflow.study.crossover.crossovers` gives it the relative error
       :data:`~fieldflow.study.common.TIMING_SYSTEMATIC`, on top of δc.
 
     That is φ⁴ (χ₂, |M|, ξ₂); another theory's observables take their parts by its
     :class:`~fieldflow.study.roles.StudyRoles` (U(1): c from τ_int(Q), beside it
     τ_int(χ_t), no scale), read off the point columns of ``samplers``.
+
+    Where a τ_int column is of the order parameter (U(1)'s ``tau_q``; none of φ⁴'s), it
+    comes from :func:`~fieldflow.study.common.order_tau` with the ensemble's row of
+    ``crossings`` (the per-ensemble tunnelling rows): from a chain that never changed
+    sector, max(τ_Γ, nN/6) with its error NaN, the row's ``bound`` ``lower`` and
+    ``reliable`` False, so that c is a lower bound too. Such a table has the column
+    ``bound`` before ``reliable`` (:meth:`~fieldflow.study.roles.StudyRoles.columns`).
     """
     point_names = point_columns(samplers)
     roles = roles_of(samplers)
     obs = observables.set_index([*point_names, "sampler", "observable"])
     kinds = sampler_kinds(samplers)
+    tunnelled = {} if crossings is None else _by_ensemble(crossings, point_names)
 
     def get(point: tuple, sampler: str | None, observable: str | None, column: str) -> float:
         key = (*point, sampler, observable)
         return float(obs.loc[key, column]) if key in obs.index and column in obs else math.nan
+
+    def tau(point: tuple, sampler: str, observable: str) -> tuple[float, float, bool]:
+        found = get(point, sampler, observable, "tau_int")
+        error = get(point, sampler, observable, "tau_int_error")
+        if observable != roles.order:
+            return found, error, False
+        return common.order_tau(tunnelled.get((*point, sampler)), found, error)
 
     sources: dict[tuple, str | None] = {}
     rows = []
@@ -106,8 +111,8 @@ def scaling(observables: pd.DataFrame, samplers: pd.DataFrame) -> pd.DataFrame:
         if point not in sources:
             sources[point] = xi_source(observables, kinds, point, roles.scale)
         source = sources[point]
-        tau_chi2 = get(point, r.sampler, roles.cost, "tau_int")
-        tau_chi2_error = get(point, r.sampler, roles.cost, "tau_int_error")
+        tau_chi2, tau_chi2_error, cost_bound = tau(point, r.sampler, roles.cost)
+        tau_absm, tau_absm_error, second_bound = tau(point, r.sampler, roles.second)
         per_sample, per_sample_error = common.seconds_per_sample(r)
         independent, independent_error = independent_cost(
             per_sample, per_sample_error, tau_chi2, tau_chi2_error
@@ -123,8 +128,8 @@ def scaling(observables: pd.DataFrame, samplers: pd.DataFrame) -> pd.DataFrame:
                 "xi2_error": get(point, source, roles.scale, "error"),
                 "tau_chi2": tau_chi2,
                 "tau_chi2_error": tau_chi2_error,
-                "tau_absm": get(point, r.sampler, roles.second, "tau_int"),
-                "tau_absm_error": get(point, r.sampler, roles.second, "tau_int_error"),
+                "tau_absm": tau_absm,
+                "tau_absm_error": tau_absm_error,
                 "acceptance": r.acceptance,
                 "ess": r.ess,
                 "train_seconds": r.train_seconds,
@@ -133,20 +138,32 @@ def scaling(observables: pd.DataFrame, samplers: pd.DataFrame) -> pd.DataFrame:
                 "seconds_per_independent": independent,
                 "seconds_per_independent_error": independent_error,
                 **costs,
-                # τ_int and costs are only as good as the chain they come from.
-                "reliable": all(
+                "bound": "lower" if cost_bound or second_bound else "",
+                # τ_int and costs are only as good as the chain they come from; a bound
+                # is not an estimate.
+                "reliable": not (cost_bound or second_bound)
+                and all(
                     get(point, r.sampler, name, "reliable") != 0.0
                     for name in (roles.cost, roles.second)
                 ),
             }
         )
-    columns = [*point_names, *SCALING_COLUMNS[3:]]
+    columns = [*point_names, *SCALING_COLUMNS[3:-1], "bound", "reliable"]
     table = pd.DataFrame(rows, columns=columns)
     table = table.sort_values(["sampler", *point_names], kind="stable", ignore_index=True)
-    # In the theory's names, without the scale columns where it has no scale.
+    # In the theory's names, without the scale columns where it has no scale, and without
+    # ``bound`` where no τ_int is of the order parameter (φ⁴).
     return table.rename(columns=dict(roles.names))[
-        [*point_names, *roles.columns(SCALING_COLUMNS[3:])]
+        [*point_names, *roles.columns([*SCALING_COLUMNS[3:-1], "bound", "reliable"])]
     ]
+
+
+def _by_ensemble(crossings: pd.DataFrame, point_names: list[str]) -> dict[tuple, tuple]:
+    """The per-ensemble tunnelling rows by (*point, sampler)."""
+    return {
+        (*(getattr(r, name) for name in point_names), r.sampler): r
+        for r in crossings.itertuples(index=False)
+    }
 
 
 def xi_source(
@@ -217,78 +234,3 @@ def dynamic_exponents(table: pd.DataFrame) -> pd.DataFrame:
                 ]
             )
     return pd.DataFrame(rows, columns=EXPONENT_COLUMNS)
-
-
-def crossovers(table: pd.DataFrame, k: float = CROSSOVER_SIGMA) -> pd.DataFrame:
-    """Whether, and from which L, each flow's cost per independent sample beats a baseline's.
-
-    One row per flow, Markov-chain baseline and cost column (sampling only, and each
-    amortisation; a baseline is always taken at its sampling cost). At every point (L, s,
-    λ), or (L, β), both have, with the flow's cost m ± δm (δm: its
-    ``seconds_per_independent_error``, and for the amortised costs also
-    :data:`~fieldflow.study.common.TIMING_SYSTEMATIC` times the amortised training time)
-    and the baseline's b ± δb, σ = sqrt(δm² + δb²), the flow is
-
-    - *cheaper* if b − m > k σ, *dearer* if m − b > k σ, else *undecided* (also whenever
-      a cost or an error is NaN, and whenever either cost comes from an estimate marked
-      unreliable, whose error bar its chain cannot support), with k = :data:`CROSSOVER_SIGMA`.
-
-    Over the points at the largest points L (``largest_L``), ``verdict`` is
-
-    - ``crossover`` if the flow is cheaper at all of them; ``first_L`` is then the
-      smallest L such that the flow is cheaper at every point with that L or larger (an
-      undecided point below it may hide an earlier crossover);
-    - ``none`` if it is dearer at any of them: no crossover within this study;
-    - ``undecided`` otherwise (an undecided point there, none dearer).
-
-    ``first_L`` is NaN unless the verdict is ``crossover``. The table holds decisions
-    only, no timed numbers (those are in the scaling table), so that two runs of one
-    study give the same file unless a decision changes. ``reliable``: every cost compared
-    comes from a reliable τ_int (:mod:`fieldflow.quality`).
-    """
-    rows = []
-    point = point_columns(table)
-    flows, baselines = table[table["kind"] == "flow"], table[table["kind"] == "mcmc"]
-    for baseline, reference in baselines.groupby("sampler", sort=True):
-        reference = reference.set_index(point)
-        for sampler, group in flows.groupby("sampler", sort=False):
-            group = group.set_index(point)
-            points = group.index.intersection(reference.index).sort_values()
-            if points.empty:
-                continue
-            sizes = np.array([p[0] for p in points], dtype=float)  # L comes first
-            mine_error = group.loc[points, "seconds_per_independent_error"].to_numpy()
-            theirs = reference.loc[points, "seconds_per_independent"].to_numpy()
-            theirs_error = reference.loc[points, "seconds_per_independent_error"].to_numpy()
-            both_reliable = group.loc[points, "reliable"].astype(bool) & reference.loc[
-                points, "reliable"
-            ].astype(bool)
-            trusted = bool(
-                group.loc[points, "reliable"].all() and reference.loc[points, "reliable"].all()
-            )
-            for cost in ("seconds_per_independent", *AMORTISATION):
-                mine = group.loc[points, cost].to_numpy()
-                # The amortised training time is one wall-clock time: the timing floor.
-                training = mine - group.loc[points, "seconds_per_independent"].to_numpy()
-                systematic = common.TIMING_SYSTEMATIC * training
-                sigma = np.hypot(np.hypot(mine_error, systematic), theirs_error)
-                # An unreliable cost cannot support a decision either way.
-                decidable = both_reliable.to_numpy()
-                cheaper = decidable & (theirs - mine > k * sigma)
-                dearer = decidable & (mine - theirs > k * sigma)
-                verdict, first = _verdict(sizes, cheaper, dearer)
-                rows.append([sampler, baseline, cost, first, float(sizes[-1]), trusted, verdict])
-    return pd.DataFrame(rows, columns=CROSSOVER_COLUMNS)
-
-
-def _verdict(sizes: np.ndarray, cheaper: np.ndarray, dearer: np.ndarray) -> tuple[str, float]:
-    """(verdict, first_L) of :func:`crossovers` from per-point flags, points sorted by L."""
-    top = sizes == sizes[-1]
-    if dearer[top].any():
-        return "none", math.nan
-    if not cheaper[top].all():
-        return "undecided", math.nan
-    # The smallest L above which no point fails to be decidedly cheaper.
-    failing = sizes[~cheaper]
-    first = sizes[sizes > failing.max()].min() if failing.size else sizes.min()
-    return "crossover", float(first)

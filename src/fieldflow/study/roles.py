@@ -48,15 +48,29 @@ class StudyRoles:
         """This theory's name of the φ⁴ column ``name`` (``tau_chi2`` → ``tau_q`` for U(1))."""
         return self.names.get(name, name)
 
+    @property
+    def prices_order(self) -> bool:
+        """Whether a τ_int of the scaling table is of the order parameter (U(1)'s Q), whose
+        τ_int is then a bound where no chain changed sector (φ⁴'s χ₂ and |M| are not)."""
+        return self.order in (self.cost, self.second)
+
     def columns(self, names: Sequence[str]) -> list[str]:
         """:meth:`column` of each of ``names``, without the scale columns where there is no
-        scale."""
-        kept = [n for n in names if self.scale is not None or n not in SCALE_COLUMNS]
+        scale, and without ``bound`` where the table prices no order parameter."""
+        kept = [
+            n
+            for n in names
+            if (self.scale is not None or n not in SCALE_COLUMNS)
+            and (self.prices_order or n not in ORDER_COLUMNS)
+        ]
         return [self.column(n) for n in kept]
 
 
 #: The φ⁴ columns of the scale, left out where a theory has none.
 SCALE_COLUMNS = ("xi2", "xi2_error")
+#: The columns of a scaling table that prices the order parameter, left out where it
+#: does not (:attr:`StudyRoles.prices_order`).
+ORDER_COLUMNS = ("bound",)
 
 #: The roles by theory name.
 ROLES: Mapping[str, StudyRoles] = {

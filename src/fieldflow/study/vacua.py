@@ -11,10 +11,9 @@ import pandas as pd
 from fieldflow.analysis import pull
 from fieldflow.errors import ResultFileError
 from fieldflow.study import common
-from fieldflow.study.common import independent_cost, point_text
+from fieldflow.study.common import independent_cost, order_tau, point_text
 from fieldflow.study.pulls import PULL_LIMIT
 from fieldflow.study.roles import ROLES, point_columns, roles_of, theory_of_columns
-from fieldflow.tunnelling import tau_int_lower_bound
 
 log = logging.getLogger(__name__)
 
@@ -63,9 +62,10 @@ def tunnelling(
         samplers: the samplers table, for ``kind`` and the seconds per update.
 
     ``pull`` = ⟨M⟩/V over its error (the exact value is 0). Where no crossing was seen
-    (``bound`` = ``lower``), ``tunnel_updates``, ``tau_m`` = nN/6 (its error NaN) and
-    ``seconds_per_independent_m`` are 95% lower bounds, not estimates: the Γ-method's τ_int
-    of a chain in one vacuum measures only the fluctuations inside it.
+    (``bound`` = ``lower``), ``tunnel_updates``, ``tau_m`` = max(τ_Γ, nN/6) (its error NaN)
+    and ``seconds_per_independent_m`` are 95% lower bounds, not estimates: the Γ-method's
+    τ_int of a chain in one vacuum measures only the fluctuations inside it
+    (:func:`~fieldflow.study.common.order_tau`, shared with :func:`~fieldflow.study.scaling`).
     ``seconds_per_independent_m`` = t · 2 τ_m with t the seconds per update of
     :func:`~fieldflow.study.scaling` and the error from τ_m's and t's in quadrature.
     ``cheapest`` marks, per point, the lowest ``seconds_per_independent_m`` among rows
@@ -90,13 +90,7 @@ def tunnelling(
                 "has a tunnelling row but no row in samplers.csv"
             )
         sampler_row = timing.loc[[key]].reset_index().iloc[0]
-        bounded = r.bound == "lower"
-        if bounded:
-            thin = getattr(r, "thin", 1)  # absent (NaN) in files before session 5
-            updates = int(r.n_chains) * int(r.n_draws) * (int(thin) if pd.notna(thin) else 1)
-            tau, tau_error = tau_int_lower_bound(updates), math.nan
-        else:
-            tau, tau_error = get(key, "tau_int"), get(key, "tau_int_error")
+        tau, tau_error, bounded = order_tau(r, get(key, "tau_int"), get(key, "tau_int_error"))
         per_update, per_update_error = common.seconds_per_sample(sampler_row)
         cost, cost_error = independent_cost(per_update, per_update_error, tau, tau_error)
         value, error = get(key, "value"), get(key, "error")

@@ -108,10 +108,16 @@ def primary_observables(links: Tensor) -> dict[str, Tensor]:
     With V = L² plaquettes:
 
     - ``plaquette`` = (1/V) Σ_P cos θ_P  (its mean is the DESIGN.md ``plaquette``)
-    - ``charge`` = Q, the geometric topological charge (integer-valued float)
+    - ``charge`` = Q, the geometric topological charge rounded to the nearest integer
     - ``charge2`` = Q²  (its mean over V is ``topological_susceptibility`` χ_t)
+
+    Q is rounded because it is an integer only up to rounding (~1e-15 in float64): a chain
+    frozen in one sector would otherwise fluctuate by that noise alone, and the Γ-method
+    would give it a τ_int(Q) ≈ ½ of the noise, pricing a frozen chain as cheap. Rounded,
+    such a chain is constant, which :func:`fieldflow.analysis.gamma_estimate` reports as
+    having no τ_int at all.
     """
-    charge = topological_charge(links)
+    charge = torch.round(topological_charge(links))
     return {
         "plaquette": torch.cos(plaquette(links)).mean(dim=_DIMS),
         "charge": charge,
