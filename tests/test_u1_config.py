@@ -47,6 +47,7 @@ def test_u1_study_validates_to_u1_points(schema):
         "hidden_channels": [8],
         "kernel_size": 3,
         "n_bins": 4,
+        "prior": "haar",
         "training": {"lr": 0.001, "batch_size": 128},
     }
     # The entries stay as written: no key is added to a point.

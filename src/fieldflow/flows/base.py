@@ -76,6 +76,14 @@ class Flow(nn.Module):
             log_det = log_det + ld
         return phi, log_det
 
+    def at_point(self, point: object) -> None:
+        """Fit the prior to the point the flow will sample; most flows have nothing to fit.
+
+        Called once the flow is built or transferred, before training. What a flow takes
+        from the point (the gauge flow's plaquette prior: κ = β) it keeps in its state, so
+        that a saved model samples the same q without the point.
+        """
+
     def _noise(self, n: int, generator: torch.Generator | None) -> Tensor:
         ref = self._reference
         return torch.randn(

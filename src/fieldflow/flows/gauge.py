@@ -32,8 +32,11 @@ from torch import Tensor, nn
 from fieldflow.flows.base import Flow
 from fieldflow.flows.circular import CircularSpline, n_spline_parameters
 from fieldflow.flows.coupling import conv_net
+from fieldflow.flows.plaquette_prior import PlaquettePrior
 from fieldflow.u1.lattice import plaquette, wrap
 
+#: The gauge flow's priors: uniform links, or independent von Mises plaquettes.
+PRIORS = ("haar", "plaquette")
 #: The sign σ_μ of θ_μ(x) in its plaquette θ_P(x), for μ = 1̂, 2̂ (index 0, 1).
 _SIGN = (1.0, -1.0)
 
@@ -100,22 +103,48 @@ class GaugeCoupling(nn.Module):
 
 
 class GaugeFlow(Flow):
-    """Uniform (Haar) prior on (−π, π]^{2V} followed by gauge-equivariant couplings.
+    """A gauge-invariant prior on (−π, π]^{2V} followed by gauge-equivariant couplings.
 
     A :class:`fieldflow.flows.base.Flow` on links of shape (batch, 2, L, L), wrapped to
-    (−π, π]; its prior density is the constant −2V log 2π, and no layer integrates an ODE
-    (zero kinetic energy, exact log q).
+    (−π, π]. The prior is ``haar``, uniform on the links with the constant density
+    −2V log 2π, or ``plaquette``, independent von Mises plaquettes at κ = β
+    (:mod:`fieldflow.flows.plaquette_prior`), whose κ :meth:`at_point` sets and the model's
+    state keeps. No layer integrates an ODE (zero kinetic energy, exact log q).
     """
 
+    def __init__(self, L: int, layers: Sequence[nn.Module], prior: str = "haar") -> None:
+        super().__init__(L, layers)
+        if prior not in PRIORS:
+            raise ValueError(f"the gauge flow's prior must be one of {PRIORS}, got {prior!r}")
+        self.prior = prior
+        if prior == "plaquette":
+            # Persistent: a saved model samples the q it was trained as. NaN until at_point.
+            self.register_buffer("prior_kappa", torch.tensor(math.nan, dtype=torch.float64))
+
+    def at_point(self, point: object) -> None:
+        """With the plaquette prior, κ = the point's β (a U(1) point)."""
+        if self.prior == "plaquette":
+            self.prior_kappa.fill_(float(point.beta))
+
+    def _plaquette_prior(self) -> PlaquettePrior:
+        kappa = float(self.prior_kappa)
+        if not math.isfinite(kappa):
+            raise ValueError("the gauge flow's plaquette prior has no κ: call at_point(point)")
+        return PlaquettePrior(self.L, kappa)
+
     def prior_log_prob(self) -> float:
-        """log q₀ = −2V log 2π of every configuration."""
+        """log q₀ = −2V log 2π of every configuration under the Haar prior."""
         return -2 * self.L * self.L * math.log(2.0 * math.pi)
 
-    def _prior_log_prob(self, z: Tensor) -> float:
+    def _prior_log_prob(self, z: Tensor) -> Tensor | float:
+        if self.prior == "plaquette":
+            return self._plaquette_prior().log_prob(z)
         return self.prior_log_prob()
 
     def _noise(self, n: int, generator: torch.Generator | None) -> Tensor:
         ref = self._reference
+        if self.prior == "plaquette":
+            return self._plaquette_prior().sample(n, ref, generator)
         u = torch.rand(
             (n, 2, self.L, self.L), generator=generator, dtype=ref.dtype, device=ref.device
         )
@@ -128,6 +157,7 @@ def build_gauge_flow(
     hidden_channels: Sequence[int] = (8,),
     kernel_size: int = 3,
     n_bins: int = 4,
+    prior: str = "haar",
 ) -> GaugeFlow:
     """An untrained gauge flow on an L×L lattice (L divisible by 4); the identity at first.
 
@@ -135,6 +165,7 @@ def build_gauge_flow(
     layers update each link once; the default sixteen update it twice, which at L = 8,
     β = 2 trains to a far smaller KL per CPU second than eight. Each conditioner is a
     circular-padded CNN, 2 → hidden → 3K channels, with a zero-initialised last layer.
+    ``prior``: ``haar`` (uniform links) or ``plaquette`` (:class:`GaugeFlow`).
     """
     if L < 4 or L % 4:
         raise ValueError(f"the gauge flow's stride-4 masks need L divisible by 4, got L={L}")
@@ -149,4 +180,4 @@ def build_gauge_flow(
         GaugeCoupling(conv_net(2, hidden_channels, out, kernel_size), L, i % 2, (i // 2) % 4)
         for i in range(n_layers)
     ]
-    return GaugeFlow(L, layers)
+    return GaugeFlow(L, layers, prior)

@@ -69,6 +69,7 @@ def train_stage(
             raise ModelFileError(f"{init_model} holds a {source_family} flow, not {family}")
         flow = transfer(source, family, p.L, hyperparameters)
         log.info("initialised from %s (L=%d)", init_model, source.L)
+    flow.at_point(p)
     flow = flow.to(resolve_device(device))
     # A transferred flow is fine-tuned at transfer_lr: at lr 0.01 the cnf's field blew up
     # within 50 steps after L = 12 -> 20, at 0.002 it did not (docs/decisions.md).
