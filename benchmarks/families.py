@@ -4,6 +4,7 @@
     python benchmarks/families.py --seconds 60 --families cnf --points E1
     python benchmarks/families.py --steps 600 --families cnf --points E4 \
         --training kinetic_weight=0.1 estimator=path
+    python benchmarks/families.py --steps 1500 --families cnf --flow n_features=8
 
 Prints, per (family, point): optimiser steps, seconds per step, ESS per sample on 4096
 fresh proposals, independence-Metropolis acceptance over 4096 proposals, parameters,
@@ -11,8 +12,8 @@ sampling throughput (configurations per second, batches of 1024, float32), recov
 refinements of the ODE, the state training returned (``TrainResult.final_state``) and
 |Δ log q| against a twice-finer integration on 256 samples. The budget is --seconds of
 wall-clock time, or --steps optimiser steps; --training overrides the family's training
-settings. Runs on a CUDA GPU when torch sees one, else on the CPU with --threads threads.
-Not a test: numbers only.
+settings, --flow its hyperparameters. Runs on a CUDA GPU when torch sees one, else on the
+CPU with --threads threads. Not a test: numbers only.
 """
 
 from __future__ import annotations
@@ -60,10 +61,19 @@ def settings(family: str) -> tuple[dict, dict]:
     return config.flow_settings(study, family)
 
 
-def run(family: str, point: Point, budget: dict, seed: int, device: torch.device) -> dict:
-    """Train one flow for ``budget`` (training settings over the family's) and measure it."""
+def run(
+    family: str,
+    point: Point,
+    budget: dict,
+    seed: int,
+    device: torch.device,
+    flow_overrides: dict | None = None,
+) -> dict:
+    """Train one flow for ``budget`` (training settings over the family's) and measure it;
+    ``flow_overrides`` replace the family's hyperparameters of the same name."""
     torch.manual_seed(seed)
     hyperparameters, training = settings(family)
+    hyperparameters = {**hyperparameters, **(flow_overrides or {})}
     flow = build_flow(family, point.L, hyperparameters).to(device)
     budget = {**training, "ess_every": 10**9, **budget}
     result = train(flow, point, config_from_dict(budget), seed, progress=False)
@@ -93,17 +103,16 @@ def run(family: str, point: Point, budget: dict, seed: int, device: torch.device
 KNOWN_TRAINING_KEYS = frozenset(field.name for field in dataclasses.fields(TrainConfig))
 
 
-def overrides(pairs: list[str]) -> dict:
-    """Training settings from KEY=VALUE pairs, each value read as YAML (0.1, null, path)."""
+def overrides(pairs: list[str], known: frozenset[str] | None = KNOWN_TRAINING_KEYS) -> dict:
+    """Settings from KEY=VALUE pairs, each value read as YAML (0.1, null, path, [8, 8]);
+    ``known`` the keys allowed (None: any, checked by the flow's builder)."""
     parsed = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep:
-            raise SystemExit(f"--training takes KEY=VALUE pairs, got {pair!r}")
-        if key not in KNOWN_TRAINING_KEYS:
-            raise SystemExit(
-                f"--training: unknown key {key!r}; known: {', '.join(sorted(KNOWN_TRAINING_KEYS))}"
-            )
+            raise SystemExit(f"settings take KEY=VALUE pairs, got {pair!r}")
+        if known is not None and key not in known:
+            raise SystemExit(f"--training: unknown key {key!r}; known: {', '.join(sorted(known))}")
         parsed[key] = yaml.safe_load(value)
     return parsed
 
@@ -113,6 +122,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=240.0)
     parser.add_argument("--steps", type=int, default=None, help="a step budget instead")
     parser.add_argument("--training", nargs="*", default=[], metavar="KEY=VALUE")
+    parser.add_argument(
+        "--flow", nargs="*", default=[], metavar="KEY=VALUE", help="hyperparameter overrides"
+    )
     parser.add_argument("--families", nargs="+", default=sorted(FAMILIES))
     parser.add_argument("--points", nargs="+", default=list(POINTS), choices=list(POINTS))
     parser.add_argument("--threads", type=int, default=1)
@@ -130,6 +142,7 @@ def main() -> None:
     print(
         f"# device: {name}; budget {per_run} per run; torch {torch.__version__}; "
         f"training {overrides(args.training) or 'as configured'}"
+        + (f"; flow {overrides(args.flow, known=None)}" if args.flow else "")
     )
     header = (
         "family   point  L   steps  s/step   ESS     accept  params  configs/s  recov "
@@ -138,7 +151,8 @@ def main() -> None:
     print(header)
     for point in args.points:
         for family in args.families:
-            r = run(family, POINTS[point], budget, args.seed, device)
+            hyper = overrides(args.flow, known=None)
+            r = run(family, POINTS[point], budget, args.seed, device, hyper)
             print(
                 f"{r['family']:<8} {r['point']:<6} {r['L']:<3} {r['steps']:>6} "
                 f"{r['s_per_step']:>7.4f} {r['ess']:>7.3f} {r['acceptance']:>7.3f} "
