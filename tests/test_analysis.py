@@ -287,3 +287,26 @@ def test_a_constant_chain_has_no_error_and_no_tau_int(chains):
     moved = chains.copy()
     moved[0, 100:] += 1.0
     assert analysis.gamma_estimate(moved).tau_int > 1.0
+
+
+def test_a_slow_mode_floors_every_tau_and_widens_the_errors():
+    fast = analysis.Estimate(0.9, 1e-4, 2.0, 0.1)
+    slow = analysis.Estimate(0.0, 0.02, 200.0, 40.0)
+    nan = analysis.Estimate(1.0, math.nan, math.nan, math.nan)
+    slower = analysis.Estimate(0.5, 0.1, 400.0, 90.0)
+    got = analysis.with_slow_mode({"p": fast, "q": slow, "x": nan, "y": slower}, "q")
+    assert got["q"] == slow and got["x"] == nan and got["y"] == slower
+    assert got["p"].value == 0.9 and got["p"].tau_int == 200.0 and got["p"].tau_int_error == 40.0
+    assert got["p"].error == pytest.approx(1e-4 * 10.0)
+    # Without the slow observable, or with its τ unknown: unchanged.
+    assert analysis.with_slow_mode({"p": fast}, "q") == {"p": fast}
+    assert analysis.with_slow_mode({"p": fast, "q": nan}, "q")["p"] == fast
+
+
+def test_only_theories_whose_sectors_differ_have_a_slow_mode():
+    from fieldflow.theory import PHI4
+
+    assert U1.order_parameter.sectors_differ and U1.order_parameter.observable == (
+        "topological_charge"
+    )
+    assert not PHI4.order_parameter.sectors_differ

@@ -71,6 +71,9 @@ def test_u1_hmc_ensemble_on_disk_and_its_table(tmp_path):
     assert (table.sampler == "hmc").all() and (table.n_samples == 3600).all()
     assert table.reliable.all()
     assert_exact(table, beta=1.0)
+    # Every observable carries at least Q's τ_int (the slow mode's tail).
+    tau = table.set_index("observable")["tau_int"]
+    assert (tau >= tau["topological_charge"]).all()
     assert out["reweighted"].empty and list(out["reweighted"].columns) == U1_COLUMNS
     assert out["correlator"].empty and list(out["correlator"].columns)[:3] == [
         "L",

@@ -87,6 +87,12 @@ class OrderParameter:
         integer: whether its values are integers (U(1)'s Q, rounded in the primaries; φ⁴'s
             M/V is not): its histogram then has one bin per integer
             (:func:`fieldflow.tunnelling.histogram`).
+        observable: the observable whose τ_int is the order parameter's (``magnetization``,
+            ``topological_charge``).
+        sectors_differ: whether the sectors differ in what they weigh: U(1)'s |Q| = 0, 1,
+            … have different actions, so every observable moves with Q's slow mode
+            (:func:`fieldflow.analysis.with_slow_mode`); φ⁴'s two signs of M are images
+            under φ → −φ, which leaves every even observable of the tables unchanged.
     """
 
     primary: str
@@ -96,6 +102,8 @@ class OrderParameter:
     sector: Callable[[np.ndarray], np.ndarray]
     count: Callable[[np.ndarray], tuple[float, np.ndarray]]
     integer: bool = False
+    observable: str = "magnetization"
+    sectors_differ: bool = False
 
 
 @dataclass(frozen=True)
@@ -308,6 +316,8 @@ U1 = Theory(
         sector=np.rint,
         count=tunnelling.sector_changes,
         integer=True,
+        observable="topological_charge",
+        sectors_differ=True,
     ),
 )
 
