@@ -240,3 +240,29 @@ def test_smoke_study_end_to_end(root, tmp_path):
     )
     assert rebuilt.returncode == 0, rebuilt.stdout[-3000:] + rebuilt.stderr[-3000:]
     assert (tmp_path / ensemble).is_dir() and (tmp_path / model).is_file()
+
+
+def test_u1_study_end_to_end(root, tmp_path):
+    """A U(1) study through every rule: the tables in the theory's columns, every figure
+    that applies to it, and estimates that agree with the exact solution."""
+    config = tmp_path / "u1.yaml"
+    shutil.copy(root / "tests" / "data" / "u1-tiny.yaml", config)
+    run = snakemake(root, tmp_path, "--cores", "2", "--configfile", str(config), timeout=1200)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    tables = tmp_path / "results" / "tables"
+    agreement = pd.read_csv(tables / "agreement.csv")
+    assert set(agreement.sampler) == {"gauge", "hmc"} and set(agreement.beta) == {1.0, 3.0}
+    assert set(agreement.reference) == {"exact"}
+    assert set(agreement.observable) == {
+        "plaquette",
+        "topological_susceptibility",
+        "topological_charge",
+    }
+    assert (agreement.pull.abs() < 5).all(), agreement.to_string()
+    crossover = pd.read_csv(tables / "crossover.csv")
+    assert list(crossover.columns[:3]) == ["beta", "sampler", "baseline"]  # a verdict per β
+    assert set(crossover.verdict) <= {"crossover", "none", "undecided"}
+    scaling = pd.read_csv(tables / "scaling.csv")
+    assert {"tau_q", "tau_chi_t", "bound"} <= set(scaling.columns) and "xi2" not in scaling
+    for name in plots.figure_names(theory="u1"):
+        assert (tmp_path / "results" / "figures" / f"{name}.png").stat().st_size > 1000
