@@ -289,18 +289,31 @@ def test_a_constant_chain_has_no_error_and_no_tau_int(chains):
     assert analysis.gamma_estimate(moved).tau_int > 1.0
 
 
-def test_a_slow_mode_floors_every_tau_and_widens_the_errors():
-    fast = analysis.Estimate(0.9, 1e-4, 2.0, 0.1)
-    slow = analysis.Estimate(0.0, 0.02, 200.0, 40.0)
-    nan = analysis.Estimate(1.0, math.nan, math.nan, math.nan)
-    slower = analysis.Estimate(0.5, 0.1, 400.0, 90.0)
-    got = analysis.with_slow_mode({"p": fast, "q": slow, "x": nan, "y": slower}, "q")
-    assert got["q"] == slow and got["x"] == nan and got["y"] == slower
-    assert got["p"].value == 0.9 and got["p"].tau_int == 200.0 and got["p"].tau_int_error == 40.0
-    assert got["p"].error == pytest.approx(1e-4 * 10.0)
-    # Without the slow observable, or with its τ unknown: unchanged.
-    assert analysis.with_slow_mode({"p": fast}, "q") == {"p": fast}
-    assert analysis.with_slow_mode({"p": fast, "q": nan}, "q")["p"] == fast
+def test_the_slow_modes_tail_widens_the_errors_of_what_couples_to_it():
+    """A charge that flips sign every ~500 draws and a plaquette of fast noise that moves
+    a little with |Q|: the plaquette's own window misses the slow tail, which the
+    attached one adds; the charge itself keeps its estimate."""
+    rng = np.random.default_rng(3)
+    chains, draws = 8, 20_000
+    flips = rng.random((chains, draws)) < 1 / 500
+    charge = np.where(np.cumsum(flips, axis=1) % 2 == 0, 0.0, 1.0)
+    plaquette = 0.9 - 0.01 * charge + 0.05 * rng.standard_normal((chains, draws))
+    primaries = {"plaquette": plaquette, "charge": charge, "charge2": charge**2}
+    plain = analysis.observables(primaries, 8, theory=U1)
+    tailed = analysis.with_slow_mode(primaries, 8, 2.0, U1, plain)
+    assert tailed["topological_charge"] == plain["topological_charge"]
+    assert plain["topological_charge"].tau_int > 100
+    assert plain["plaquette"].tau_int < 20  # the window ends in the fast noise
+    assert tailed["plaquette"].tau_int > 2 * plain["plaquette"].tau_int
+    assert tailed["plaquette"].error > 1.4 * plain["plaquette"].error
+    assert tailed["plaquette"].value == plain["plaquette"].value
+    # φ⁴: the sectors are images under φ → −φ, nothing to attach.
+    from fieldflow.theory import PHI4
+
+    assert analysis.with_slow_mode({}, 8, 2.0, PHI4, plain) is plain
+    # A frozen charge (τ_int NaN): unchanged, and flagged elsewhere.
+    frozen = {**plain, "topological_charge": analysis.Estimate(0.0, math.nan, math.nan, math.nan)}
+    assert analysis.with_slow_mode(primaries, 8, 2.0, U1, frozen) is frozen
 
 
 def test_only_theories_whose_sectors_differ_have_a_slow_mode():

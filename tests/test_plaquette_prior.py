@@ -104,3 +104,46 @@ def test_the_train_stage_gives_the_prior_its_beta_and_the_model_keeps_it(tmp_pat
     assert float(flow.prior_kappa) == 2.5
     links, log_q = flow.sample(4, torch.Generator().manual_seed(6))
     assert torch.allclose(flow.log_prob(links), log_q, atol=1e-4)
+
+
+def test_at_kappa_zero_the_links_are_uniform_and_independent():
+    """The log Z test cannot see the holonomies and gauge angles (neither e^{-S} nor q0
+    depends on them), but the chain is exact only if they are uniform: at κ = 0 every
+    link, every pair of links and both Polyakov loops have vanishing circular moments."""
+    n, L = 20_000, 4
+    links = PlaquettePrior(L, 0.0).sample(
+        n, torch.zeros((), dtype=torch.float64), torch.Generator().manual_seed(7)
+    )
+    flat = links.reshape(n, -1)
+    bound = 4.5 / math.sqrt(n)  # each moment has standard deviation 1/sqrt(2n)
+    assert flat.cos().mean(0).abs().max() < bound and flat.sin().mean(0).abs().max() < bound
+    pairs = (flat[:, :, None] - flat[:, None, :]).cos().mean(0)
+    off_diagonal = pairs[~torch.eye(flat.shape[1], dtype=torch.bool)]
+    assert off_diagonal.abs().max() < bound + 0.01  # 496 pairs: a little more room
+    polyakov = torch.stack([links[:, 0].sum(dim=1)[:, 0], links[:, 1].sum(dim=2)[:, 0]], dim=1)
+    assert polyakov.cos().mean(0).abs().max() < bound
+
+
+def test_log_z_holds_with_trained_looking_couplings_and_after_transfer():
+    """Random coupling weights (not the identity): q is still exact, so log-mean-exp of
+    the weights is the exact log Z; a flow transferred to another β samples at its β."""
+    torch.manual_seed(8)
+    flow = build_gauge_flow(4, n_layers=4, hidden_channels=[4], prior="plaquette").double()
+    with torch.no_grad():
+        for parameter in flow.parameters():
+            parameter.add_(0.05 * torch.randn_like(parameter))
+    for beta in (1.0, 3.0):
+        point = U1Point(4, beta)
+        flow.at_point(point)
+        assert float(flow.prior_kappa) == beta
+        with torch.no_grad():
+            links, log_q = flow.sample(8192, torch.Generator().manual_seed(9))
+            assert torch.allclose(flow.log_prob(links), log_q, atol=1e-9)
+            log_w = (-point.action(links) - log_q).numpy()
+        w = np.exp(log_w - log_w.max())
+        log_z = log_w.max() + math.log(w.mean())
+        assert abs(log_z - U1.log_z(point)) < 4 * w.std() / w.mean() / math.sqrt(w.size)
+    with pytest.raises(ValueError, match="U\\(1\\) point"):
+        from fieldflow.lattice import Point
+
+        flow.at_point(Point(4, -4.0, 6.0))

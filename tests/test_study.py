@@ -510,9 +510,15 @@ def test_a_study_at_one_lattice_size_gets_a_crossover_verdict_per_point():
     verdicts = study.crossovers(shaky).set_index(["beta", "cost"])["verdict"]
     assert verdicts[(4.0, "seconds_per_independent")] == "undecided"
     assert list(crossover["beta"]) == sorted(crossover["beta"])  # a point's rows together
-    # Several L: one verdict along L, in φ⁴'s columns (test_scaling_costs_and_crossover);
-    # one L of φ⁴: a verdict per point too, named by s and lam.
+    # φ⁴ follows lines of constant physics: one verdict along L in φ⁴'s columns
+    # (test_scaling_costs_and_crossover), at a single L too.
     single = cost_table([1.0, 1.0], [2.0, 0.5], sizes=(8, 8), lams=[5.0, 6.0])
     found = study.crossovers(single)
-    assert list(found.columns[:2]) == ["s", "lam"]
-    assert found.groupby("lam")["verdict"].first().to_dict() == {5.0: "crossover", 6.0: "none"}
+    assert list(found.columns) == study.CROSSOVER_COLUMNS and study.verdict_columns(single) == []
+    assert set(found["verdict"]) == {"none"}  # dearer at λ = 6
+    # U(1) at two L: a verdict per β along L.
+    both = pd.concat([table, table.assign(L=16)], ignore_index=True)
+    per_beta = study.crossovers(both)
+    per_beta = per_beta[per_beta["cost"] == "seconds_per_independent"].set_index("beta")
+    assert per_beta["verdict"].to_dict() == {1.0: "crossover", 4.0: "crossover", 6.0: "crossover"}
+    assert (per_beta["first_L"] == 8).all() and (per_beta["largest_L"] == 16).all()

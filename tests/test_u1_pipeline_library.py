@@ -71,9 +71,14 @@ def test_u1_hmc_ensemble_on_disk_and_its_table(tmp_path):
     assert (table.sampler == "hmc").all() and (table.n_samples == 3600).all()
     assert table.reliable.all()
     assert_exact(table, beta=1.0)
-    # Every observable carries at least Q's τ_int (the slow mode's tail).
-    tau = table.set_index("observable")["tau_int"]
-    assert (tau >= tau["topological_charge"]).all()
+    # The plaquette's error carries the tail of Q's slow mode (analysis.with_slow_mode).
+    plain = analysis.observables(stored, 4, theory=U1)
+    tailed = analysis.with_slow_mode(stored, 4, 2.0, U1, plain)["plaquette"]
+    row = table.set_index("observable").loc["plaquette"]
+    assert row["error"] == pytest.approx(tailed.error) and row["tau_int"] == pytest.approx(
+        tailed.tau_int
+    )
+    assert tailed.error >= plain["plaquette"].error
     assert out["reweighted"].empty and list(out["reweighted"].columns) == U1_COLUMNS
     assert out["correlator"].empty and list(out["correlator"].columns)[:3] == [
         "L",

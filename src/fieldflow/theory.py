@@ -91,8 +91,9 @@ class OrderParameter:
             ``topological_charge``).
         sectors_differ: whether the sectors differ in what they weigh: U(1)'s |Q| = 0, 1,
             … have different actions, so every observable moves with Q's slow mode
-            (:func:`fieldflow.analysis.with_slow_mode`); φ⁴'s two signs of M are images
-            under φ → −φ, which leaves every even observable of the tables unchanged.
+            (:func:`fieldflow.analysis.with_slow_mode` attaches its tail to their errors);
+            φ⁴'s two signs of M are images under φ → −φ, which leave every even
+            observable of the tables unchanged.
     """
 
     primary: str
@@ -101,8 +102,8 @@ class OrderParameter:
     stuck: str
     sector: Callable[[np.ndarray], np.ndarray]
     count: Callable[[np.ndarray], tuple[float, np.ndarray]]
+    observable: str
     integer: bool = False
-    observable: str = "magnetization"
     sectors_differ: bool = False
 
 
@@ -283,6 +284,7 @@ PHI4 = Theory(
         stuck="stuck in one vacuum",
         sector=np.sign,
         count=_band_crossings,
+        observable="magnetization",
     ),
 )
 

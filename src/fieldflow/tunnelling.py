@@ -196,7 +196,8 @@ def histogram(
     their edges, where rounding decides the bin. ``bins`` and ``step`` are then unused.
 
     Returns:
-        bin edges, shape (bins + 1,), and densities (integrating to 1), shape (bins,).
+        bin edges, shape (bins + 1,), and densities (integrating to 1), shape (bins,); for
+        an integer order parameter one bin more edge than integers covered.
     """
     values = np.asarray(m, dtype=np.float64).ravel()
     top = float(np.abs(values).max()) if values.size else 0.0

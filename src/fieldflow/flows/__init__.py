@@ -1,9 +1,10 @@
 """Normalizing flows for lattice fields: one module per family behind :class:`Flow`.
 
 The φ⁴ families (``realnvp``, ``nsf``, ``cnf``) map Gaussian noise to a real field of shape
-(batch, L, L); the ``gauge`` family maps uniform noise to U(1) links of shape
-(batch, 2, L, L) (:mod:`fieldflow.flows.gauge`). Each family says which theories it
-samples (:meth:`FlowFamily.supports`).
+(batch, L, L); the ``gauge`` family maps a gauge-invariant prior (uniform links, or
+independent von Mises plaquettes) to U(1) links of shape (batch, 2, L, L)
+(:mod:`fieldflow.flows.gauge`). Each family says which theories it samples
+(:meth:`FlowFamily.supports`).
 """
 
 from __future__ import annotations

@@ -36,8 +36,8 @@ class Flow(nn.Module):
     """A prior followed by a sequence of bijections on an L×L lattice.
 
     The prior is standard normal on (L, L) here; a subclass with another field or prior
-    overrides :meth:`_noise` and :meth:`_prior_log_prob` (the U(1) gauge flow: uniform on
-    the links, :class:`fieldflow.flows.gauge.GaugeFlow`).
+    overrides :meth:`_noise` and :meth:`_prior_log_prob` (the U(1) gauge flow: uniform
+    links or independent von Mises plaquettes, :class:`fieldflow.flows.gauge.GaugeFlow`).
     """
 
     def __init__(self, L: int, layers: Sequence[Bijection]) -> None:

@@ -122,9 +122,17 @@ class GaugeFlow(Flow):
             self.register_buffer("prior_kappa", torch.tensor(math.nan, dtype=torch.float64))
 
     def at_point(self, point: object) -> None:
-        """With the plaquette prior, κ = the point's β (a U(1) point)."""
-        if self.prior == "plaquette":
-            self.prior_kappa.fill_(float(point.beta))
+        """With the plaquette prior, κ = the point's β (a U(1) point).
+
+        The buffer follows the flow's dtype (float32 sampling keeps κ to 7 digits); q stays
+        the density the samples are drawn from, so the Metropolis chain stays exact.
+        """
+        if self.prior != "plaquette":
+            return
+        beta = getattr(point, "beta", None)
+        if beta is None:
+            raise ValueError(f"the gauge flow's plaquette prior needs a U(1) point, got {point!r}")
+        self.prior_kappa.fill_(float(beta))
 
     def _plaquette_prior(self) -> PlaquettePrior:
         kappa = float(self.prior_kappa)

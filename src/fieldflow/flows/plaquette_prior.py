@@ -32,7 +32,7 @@ import math
 import torch
 from torch import Tensor
 
-from fieldflow.u1.lattice import gauge_transform, plaquette
+from fieldflow.u1.lattice import gauge_transform, plaquette, wrap
 
 
 def von_mises(
@@ -70,15 +70,17 @@ def links_from_plaquettes(plaquettes: Tensor, holonomies: Tensor) -> Tensor:
 
     From θ_P(x) = θ_1(x) + θ_2(x+1̂) − θ_1(x+2̂) − θ_2(x), with x = (i, j):
     θ_2(i, j) = θ_2(0, j) + Σ_{i' < i} θ_P(i', j), and along the last row
-    θ_1(L−1, j+1) = θ_1(L−1, j) + θ_2(0, j) − θ_2(L−1, j) − θ_P(L−1, j). Not wrapped.
+    θ_1(L−1, j+1) = θ_1(L−1, j) + θ_2(0, j) − θ_2(L−1, j) − θ_P(L−1, j), each wrapped to
+    (−π, π] (the plaquettes are those of the links modulo 2π).
     """
     batch, L = plaquettes.shape[0], plaquettes.shape[-1]
     theta_2_first = plaquettes.new_zeros(batch, L)
     theta_2_first[:, L - 1] = holonomies[:, 1]
     below = torch.cumsum(plaquettes, dim=1) - plaquettes  # Σ_{i' < i} θ_P(i', j)
-    theta_2 = theta_2_first[:, None, :] + below
+    # Wrapped as they are made: the sums grow like L π, and their float32 rounding with them.
+    theta_2 = wrap(theta_2_first[:, None, :] + below)
     step = theta_2_first - theta_2[:, L - 1, :] - plaquettes[:, L - 1, :]  # (batch, L) over j
-    last_row = holonomies[:, :1] + torch.cumsum(step, dim=1) - step
+    last_row = wrap(holonomies[:, :1] + torch.cumsum(step, dim=1) - step)
     theta_1 = plaquettes.new_zeros(batch, L, L)
     theta_1[:, L - 1, :] = last_row
     return torch.stack([theta_1, theta_2], dim=1)
@@ -113,8 +115,9 @@ class PlaquettePrior:
         return gauge_transform(links, angles[:, 2:].reshape(n, L, L))
 
     def log_prob(self, links: Tensor) -> Tensor:
-        """log q₀ of links (batch, 2, L, L), shape (batch,): κ Σ_{P≠P*} cos θ_P + constant."""
-        cosines = torch.cos(plaquette(links))
+        """log q₀ of links (batch, 2, L, L), shape (batch,): κ Σ_{P≠P*} cos θ_P + constant,
+        in float64 whatever the links' dtype (the sum over V plaquettes reaches κV)."""
+        cosines = torch.cos(plaquette(links.double()))
         total = cosines.sum(dim=(-2, -1)) - cosines[:, -1, -1]
         return self.kappa * total + self.constant
 

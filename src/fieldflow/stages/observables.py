@@ -119,8 +119,7 @@ def observables_stage(
     for problem in problems:
         log.warning("%s at %s: unreliable: %s", attrs["sampler"], point.key, problem)
     estimates = analysis.observables(stored, L, S, theory=theory)
-    if order.sectors_differ:
-        estimates = analysis.with_slow_mode(estimates, order.observable)
+    estimates = analysis.with_slow_mode(stored, L, S, theory, estimates)
     outputs = {table_path: _rows(keys, estimates, n, problems, thin)}
     if reweighted_path is not None:
         outputs[reweighted_path] = pd.DataFrame(columns=columns_for(OBSERVABLE_COLUMNS, theory))

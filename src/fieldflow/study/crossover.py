@@ -1,5 +1,5 @@
 """Where a flow's cost per independent sample beats a Markov-chain baseline's
-(:func:`crossovers`): along L, or per point where a study scans its couplings instead.
+(:func:`crossovers`): along L, per coupling where a theory's studies scan couplings (U(1)'s β).
 
 Flows and Markov chains are told apart by their ``kind`` (:mod:`fieldflow.samplers`).
 """
@@ -13,7 +13,7 @@ import pandas as pd
 
 from fieldflow.study import common
 from fieldflow.study.common import AMORTISATION
-from fieldflow.study.roles import point_columns
+from fieldflow.study.roles import point_columns, roles_of
 
 CROSSOVER_COLUMNS = [
     "sampler",
@@ -33,21 +33,21 @@ def verdict_columns(table: pd.DataFrame) -> list[str]:
     """The point columns besides ``L`` that a crossover verdict is made per; none for one
     verdict along L over the whole study.
 
-    A study scans what it varies: one with several L scans L (φ⁴'s lines of constant
-    physics, E1 → E3), and its one verdict says from which L a flow wins. One at a single
-    L scans its couplings (U(1)'s β at L = 8) and needs a verdict at each: then every point
-    is its own group, named by its couplings.
+    φ⁴ studies follow lines of constant physics (E1 → E5: the couplings change with L), and
+    their one verdict says from which L a flow wins. A U(1) study scans β
+    (:attr:`~fieldflow.study.roles.StudyRoles.verdict_per_coupling`): it gets a verdict
+    per β, along L where it has several.
     """
-    return point_columns(table)[1:] if table["L"].nunique() == 1 else []
+    return point_columns(table)[1:] if roles_of(table).verdict_per_coupling else []
 
 
 def crossovers(table: pd.DataFrame, k: float = CROSSOVER_SIGMA) -> pd.DataFrame:
     """Whether, and from which L, each flow's cost per independent sample beats a baseline's.
 
     One row per flow, Markov-chain baseline and cost column (sampling only, and each
-    amortisation; a baseline is always taken at its sampling cost), and, in a study at
-    one L, per point: its couplings (:func:`verdict_columns`, U(1)'s ``beta``) then lead
-    the row. At every point (L, s, λ), or (L, β), both have, with the flow's cost m ± δm
+    amortisation; a baseline is always taken at its sampling cost), and, where the
+    theory's studies scan couplings, per coupling: they lead the row (:func:`verdict_columns`,
+    U(1)'s ``beta``). At every point (L, s, λ), or (L, β), both have, with the flow's cost m ± δm
     (δm: its ``seconds_per_independent_error``, and for the amortised costs also
     :data:`~fieldflow.study.common.TIMING_SYSTEMATIC` times the amortised training time)
     and the baseline's b ± δb, σ = sqrt(δm² + δb²), the flow is
@@ -57,10 +57,11 @@ def crossovers(table: pd.DataFrame, k: float = CROSSOVER_SIGMA) -> pd.DataFrame:
       unreliable, whose error bar its chain cannot support), with k = :data:`CROSSOVER_SIGMA`.
       A baseline whose chains never changed sector (``bound`` = ``lower``: its cost is the
       lower bound of :func:`~fieldflow.study.common.order_tau`, without an error) is
-      unreliable but costs at least b: a reliable flow with b − m > k δm is *cheaper*;
-      it is never *dearer* than a bound.
+      unreliable but costs at least b: a reliable flow with b − m > k sqrt(δm² + δt²)
+      (δt: the bound's timing error alone) is *cheaper*; a flow is never *dearer* than a
+      baseline priced at a bound.
 
-    Over the points of the row (the whole study, or one point) at its largest L
+    Over the points of the row (the whole study, or one coupling) at its largest L
     (``largest_L``), ``verdict`` is
 
     - ``crossover`` if the flow is cheaper at all of them; ``first_L`` is then the
@@ -125,6 +126,12 @@ def _decide(mine: pd.DataFrame, theirs: pd.DataFrame, points: list, k: float) ->
     trusted = bool(
         mine_reliable.all() and (theirs["reliable"].astype(bool).to_numpy() | bounded).all()
     )
+    # A bound has no statistical error; its seconds per update keep theirs.
+    if {"seconds_per_sample", "seconds_per_sample_error"} <= set(theirs.columns):
+        per_update = theirs["seconds_per_sample"].to_numpy()
+        timing = np.nan_to_num(base * theirs["seconds_per_sample_error"].to_numpy() / per_update)
+    else:
+        timing = np.zeros_like(base)
     rows = []
     for cost in ("seconds_per_independent", *AMORTISATION):
         flow = mine[cost].to_numpy()
@@ -132,7 +139,7 @@ def _decide(mine: pd.DataFrame, theirs: pd.DataFrame, points: list, k: float) ->
         systematic = common.TIMING_SYSTEMATIC * (flow - mine["seconds_per_independent"].to_numpy())
         flow_sigma = np.hypot(mine_error, systematic)
         sigma = np.hypot(flow_sigma, base_error)
-        below_bound = mine_reliable & bounded & (base - flow > k * flow_sigma)
+        below_bound = mine_reliable & bounded & (base - flow > k * np.hypot(flow_sigma, timing))
         cheaper = (decidable & (base - flow > k * sigma)) | below_bound
         dearer = decidable & (flow - base > k * sigma)
         verdict, first = _verdict(sizes, cheaper, dearer)

@@ -35,6 +35,9 @@ class StudyRoles:
             counts tunnelling (φ⁴: ⟨M⟩/V; U(1): ⟨Q⟩).
         order_text: the order parameter's estimate in messages (``<M>/V``, ``<Q>``).
         names: the φ⁴ names of the table columns that this theory calls otherwise.
+        verdict_per_coupling: whether crossover.csv gives a verdict per coupling (U(1)'s
+            β, along L within each) instead of one along L over the whole study (φ⁴'s lines
+            of constant physics, whose couplings change with L).
     """
 
     cost: str
@@ -43,6 +46,7 @@ class StudyRoles:
     order: str
     order_text: str
     names: Mapping[str, str] = field(default_factory=dict)
+    verdict_per_coupling: bool = False
 
     def column(self, name: str) -> str:
         """This theory's name of the φ⁴ column ``name`` (``tau_chi2`` → ``tau_q`` for U(1))."""
@@ -99,6 +103,7 @@ ROLES: Mapping[str, StudyRoles] = {
             "seconds_per_independent_m": "seconds_per_independent_q",
             "seconds_per_independent_m_error": "seconds_per_independent_q_error",
         },
+        verdict_per_coupling=True,
     ),
 }
 
