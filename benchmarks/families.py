@@ -75,7 +75,8 @@ def run(
     hyperparameters, training = settings(family)
     hyperparameters = {**hyperparameters, **(flow_overrides or {})}
     flow = build_flow(family, point.L, hyperparameters).to(device)
-    budget = {**training, "ess_every": 10**9, **budget}
+    # The family's ess_every, as in a study: the guard measures (and may keep) those states.
+    budget = {**training, **budget}
     result = train(flow, point, config_from_dict(budget), seed, progress=False)
     rate = throughput(flow.eval())
     flow64 = flow.double()
@@ -149,9 +150,9 @@ def main() -> None:
         "refine final    dlogq"
     )
     print(header)
+    hyper = overrides(args.flow, known=None)
     for point in args.points:
         for family in args.families:
-            hyper = overrides(args.flow, known=None)
             r = run(family, POINTS[point], budget, args.seed, device, hyper)
             print(
                 f"{r['family']:<8} {r['point']:<6} {r['L']:<3} {r['steps']:>6} "
