@@ -197,7 +197,7 @@ def histogram(
 
     Returns:
         bin edges, shape (bins + 1,), and densities (integrating to 1), shape (bins,); for
-        an integer order parameter one bin more edge than integers covered.
+        an integer order parameter 2K + 2 edges and 2K + 1 densities.
     """
     values = np.asarray(m, dtype=np.float64).ravel()
     top = float(np.abs(values).max()) if values.size else 0.0
