@@ -197,6 +197,20 @@ def test_family_training_overrides(schema):
         check({**GOOD, "flows": ["cnf"], "cnf": {"training": {"lrr": 0.01}}}, schema)
 
 
+def test_family_training_defaults_stay_under_given_keys(schema):
+    """A family's own training defaults (the cnf's lr and kinetic penalty) are kept for the
+    keys its training section does not give, not dropped with the whole default."""
+    from fieldflow.config import flow_settings
+
+    defaults = flow_settings(check({**GOOD, "flows": ["cnf"]}, schema), "cnf")[1]
+    assert defaults["lr"] == 0.005 and defaults["kinetic_weight"] == 0.1
+    config = check({**GOOD, "flows": ["cnf"], "cnf": {"training": {"steps": 3000}}}, schema)
+    training = flow_settings(config, "cnf")[1]
+    assert training == {**defaults, "steps": 3000}
+    pinned = check({**GOOD, "flows": ["cnf"], "cnf": {"training": {"kinetic_weight": 0}}}, schema)
+    assert flow_settings(pinned, "cnf")[1] == {**defaults, "kinetic_weight": 0}
+
+
 def test_training_guard_and_regulariser_keys(schema):
     from fieldflow.config import flow_settings
 

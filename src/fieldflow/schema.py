@@ -90,8 +90,15 @@ def _with_defaults(validator_class):
     def set_defaults(validator, properties, instance, schema):
         if isinstance(instance, dict):
             for name, sub in properties.items():
-                if "default" in sub and name not in instance:
+                if "default" not in sub:
+                    continue
+                if name not in instance:
                     instance[name] = copy.deepcopy(sub["default"])
+                elif isinstance(sub["default"], dict) and isinstance(instance[name], dict):
+                    # A section's default keys stay under the keys a config gives:
+                    # cnf: {training: {steps: 3000}} keeps the cnf's own lr.
+                    for key, value in sub["default"].items():
+                        instance[name].setdefault(key, copy.deepcopy(value))
         yield from validate_properties(validator, properties, instance, schema)
 
     return jsonschema.validators.extend(validator_class, {"properties": set_defaults})
