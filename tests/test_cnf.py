@@ -57,7 +57,7 @@ def test_flow_is_equivariant(L, symmetry):
 
 @pytest.mark.parametrize("L", [4, 5])
 @pytest.mark.parametrize("symmetry", SYMMETRIES)
-def test_flow_with_zero_mode_and_site_spline_is_equivariant(L, symmetry):
+def test_flow_with_every_global_layer_is_equivariant(L, symmetry):
     g = SYMMETRIES[symmetry]
     flow = random_flow(
         L,
@@ -68,6 +68,7 @@ def test_flow_with_zero_mode_and_site_spline_is_equivariant(L, symmetry):
         site_spline=True,
         site_spline_bins=3,
         site_spline_bound=1.5,
+        spectral_scale=True,
     )
     z = 1.5 * noise(L)
     phi, log_det = flow.transform(z)

@@ -38,6 +38,17 @@ CASES = [
             "site_spline_bound": 1.5,
         },
     ),
+    # The momentum-mode scale before the ODE.
+    (
+        "cnf",
+        {
+            "n_features": 3,
+            "n_time_basis": 3,
+            "kernel_radius": 1,
+            "n_steps": 60,
+            "spectral_scale": True,
+        },
+    ),
 ]
 #: The cnf is odd by construction, with or without its zero-mode spline.
 Z2_CASES = [c for c in CASES if c[1].get("z2_equivariant") or c[0] == "cnf"]

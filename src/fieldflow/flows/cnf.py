@@ -41,6 +41,7 @@ from torchdiffeq import odeint
 from fieldflow.flows.base import Bijection, Flow
 from fieldflow.flows.family import FlowFamily
 from fieldflow.flows.sitewise import SiteSpline
+from fieldflow.flows.spectral import SpectralScale
 from fieldflow.flows.vectorfield import EquivariantVectorField
 from fieldflow.flows.zeromode import ZeroModeSpline
 
@@ -216,19 +217,23 @@ def build_cnf(
     site_spline: bool = False,
     site_spline_bins: int = 8,
     site_spline_bound: float = 3.0,
+    spectral_scale: bool = False,
 ) -> Flow:
-    """One equivariant continuous flow, after a zero-mode spline if ``zero_mode`` and
-    before a spline of every site if ``site_spline``.
+    """One equivariant continuous flow, after a zero-mode spline if ``zero_mode`` and a
+    learnt scale of every momentum mode if ``spectral_scale``, and before a spline of every
+    site if ``site_spline``.
 
     The identity at initialisation. Parameters: n_features · n_time_basis · n_orbits +
     n_features − 1, with n_orbits = (R+1)(R+2)/2, R = min(kernel_radius, ⌊L/2⌋) (545 at
     L = 8 with the defaults), plus 3 zero_mode_bins + 2 with ``zero_mode`` and
-    3 site_spline_bins with ``site_spline``.
+    3 site_spline_bins with ``site_spline`` and n_orbits(⌊L/2⌋) with ``spectral_scale``.
     """
     if L < 2:
         raise ValueError(f"the lattice needs L >= 2, got L={L}")
     field = EquivariantVectorField(L, n_features, kernel_radius, n_time_basis)
     layers: list[Bijection] = [ContinuousFlow(field, n_steps, solver, rtol, atol)]
+    if spectral_scale:
+        layers.insert(0, SpectralScale(L))
     if zero_mode:
         layers.insert(0, ZeroModeSpline(L, zero_mode_bins, zero_mode_bound))
     if site_spline:
