@@ -461,6 +461,7 @@ SHOWN = (
     "kernel_radius",
     "solver",
     "zero_mode",
+    "spectral_scale",
     "site_spline",
 )
 

@@ -203,7 +203,7 @@ def test_family_training_defaults_stay_under_given_keys(schema):
     from fieldflow.config import flow_settings
 
     defaults = flow_settings(check({**GOOD, "flows": ["cnf"]}, schema), "cnf")[1]
-    assert defaults["lr"] == 0.005 and defaults["kinetic_weight"] == 0.1
+    assert (defaults["lr"], defaults["kinetic_weight"], defaults["estimator"]) == (0.01, 0.03, "path")
     config = check({**GOOD, "flows": ["cnf"], "cnf": {"training": {"steps": 3000}}}, schema)
     training = flow_settings(config, "cnf")[1]
     assert training == {**defaults, "steps": 3000}
@@ -218,7 +218,8 @@ def test_training_guard_and_regulariser_keys(schema):
         {**GOOD, "flows": ["realnvp", "cnf"], "cnf": {"training": {"kinetic_weight": 0.1}}}, schema
     )
     training = flow_settings(config, "cnf")[1]
-    assert training["kinetic_weight"] == 0.1 and training["estimator"] == "plain"
+    assert training["kinetic_weight"] == 0.1 and training["estimator"] == "path"  # the cnf's own
+    assert flow_settings(config, "realnvp")[1]["estimator"] == "plain"
     assert training["max_refinements"] == 2
     assert flow_settings(config, "realnvp")[1]["kinetic_weight"] == 0
     with pytest.raises(ConfigError, match=r"key 'training.kinetic_weight': realnvp integrates"):
