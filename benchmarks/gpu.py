@@ -511,7 +511,8 @@ def main(argv: list[str] | None = None) -> None:
     shown = ", ".join(f"{key} {hyper[key]}" for key in SHOWN)
     print(
         f"# cnf from {args.config.name}: {shown}; lr {training['lr']}, "
-        f"{training['lr_schedule']} over {args.seconds:g} s per row; {args.samples} "
+        f"{training['lr_schedule']} over {args.seconds:g} s per row, estimator "
+        f"{training['estimator']}, kinetic_weight {training['kinetic_weight']}; {args.samples} "
         f"proposals per row in batches of {sample_batch}; float32, log w float64"
     )
     points = paper_points(study, args.L)

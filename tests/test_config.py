@@ -203,7 +203,8 @@ def test_family_training_defaults_stay_under_given_keys(schema):
     from fieldflow.config import flow_settings
 
     defaults = flow_settings(check({**GOOD, "flows": ["cnf"]}, schema), "cnf")[1]
-    assert (defaults["lr"], defaults["kinetic_weight"], defaults["estimator"]) == (0.01, 0.03, "path")
+    recipe = ("lr", "transfer_lr", "kinetic_weight", "estimator")
+    assert tuple(defaults[key] for key in recipe) == (0.01, 0.002, 0.03, "path")
     config = check({**GOOD, "flows": ["cnf"], "cnf": {"training": {"steps": 3000}}}, schema)
     training = flow_settings(config, "cnf")[1]
     assert training == {**defaults, "steps": 3000}

@@ -26,7 +26,9 @@ fluctuations (:class:`~fieldflow.flows.zeromode.ZeroModeSpline`), which puts the
 of the ordered phase into the flow in one step; the ODE then shapes the fluctuations about
 them. Without it the local vector field must build the bimodal magnetisation itself, and at
 s = −4, λ = 3 it learns a disordered field instead (ESS 0.006 at L = 8, 0.000 from L = 12;
-docs/decisions.md). With ``site_spline`` an odd spline of every site
+docs/decisions.md). With ``spectral_scale`` a learnt scale of every momentum mode
+(:class:`~fieldflow.flows.spectral.SpectralScale`) comes before the ODE and gives it the
+free field's two-point function. With ``site_spline`` an odd spline of every site
 (:class:`~fieldflow.flows.sitewise.SiteSpline`) follows the ODE and reshapes the one-site law.
 """
 
@@ -245,7 +247,8 @@ def transfer_cnf(flow: Flow, L_new: int) -> Flow:
     """The same flow on a larger L_new×L_new lattice: every layer's ``at(L_new)``.
 
     The ODE's kernel is padded with zeros (:meth:`ContinuousFlow.at`); a zero-mode spline
-    keeps its vacua at the same magnetisation per site (:meth:`ZeroModeSpline.at`); a site
+    keeps its vacua at the same magnetisation per site (:meth:`ZeroModeSpline.at`); a
+    spectral scale is read off as a function of p̂² (:meth:`SpectralScale.at`); a site
     spline is copied.
     """
     if L_new < flow.L:

@@ -7,10 +7,11 @@ k = 2π n / L under the lattice rotations and reflections (D4). The map is diago
 momentum space, so it commutes with translations; σ is constant on D4 orbits, so it
 commutes with D4; it is linear, so it commutes with φ → −φ; σ(k) = σ(−k), so it maps real
 fields to real fields. Its log-det does not depend on the field. A Gaussian z becomes a
-Gaussian field with propagator e^{2σ(k)}: for the free theory, e^{2σ(k)} = 1/(p̂² + m²)
-with p̂² = Σ_μ 4 sin²(k_μ/2) samples it exactly. Before the cnf's ODE it gives the flow the
-two-point function of the Gaussian part at once, which the ODE's linear feature otherwise
-learns along its integration path. At initialisation every σ is zero: the identity.
+Gaussian field with propagator e^{2σ(k)}: for the free theory, S = Σ_x φ(−Δ + s)φ,
+e^{2σ(k)} = 1/(2(p̂² + s)) with p̂² = Σ_μ 4 sin²(k_μ/2) samples it exactly. Before the
+cnf's ODE it gives the flow the two-point function of the Gaussian part at once, which the
+ODE's linear feature otherwise learns along its integration path. At initialisation every
+σ is zero: the identity.
 """
 
 from __future__ import annotations
@@ -24,18 +25,15 @@ from fieldflow.flows.vectorfield import n_orbits, orbit_index
 
 
 def lattice_momentum_squared(L: int) -> Tensor:
-    """p̂² = 4 sin²(π p / L) + 4 sin²(π q / L) of each D4 orbit (p, q), p ≤ q ≤ ⌊L/2⌋, in
-    the order of :func:`~fieldflow.flows.vectorfield.orbit_index`, shape (n_orbits,)."""
-    radius = L // 2
-    q = torch.arange(radius + 1)
-    p_grid, q_grid = torch.meshgrid(q, q, indexing="ij")
-    keep = p_grid <= q_grid
-    p, q = p_grid[keep], q_grid[keep]
-    index = q * (q + 1) // 2 + p
-    value = 4 * torch.sin(torch.pi * p / L) ** 2 + 4 * torch.sin(torch.pi * q / L) ** 2
-    out = torch.empty(n_orbits(radius), dtype=torch.float64)
-    out[index] = value.double()
-    return out
+    """p̂² = 4 sin²(k_x/2) + 4 sin²(k_y/2), k = 2π n / L, of each D4 orbit of the momentum,
+    indexed as :func:`~fieldflow.flows.vectorfield.orbit_index`; float64, shape (n_orbits,)."""
+    half_k = torch.arange(L, dtype=torch.float64) * (torch.pi / L)
+    p2 = 4 * torch.sin(half_k)[:, None] ** 2 + 4 * torch.sin(half_k)[None, :] ** 2
+    out = torch.zeros(n_orbits(L // 2), dtype=torch.float64)
+    # the members of an orbit share p̂² up to rounding; take the smallest, deterministically
+    return out.scatter_reduce(
+        0, orbit_index(L, None).flatten(), p2.flatten(), "amin", include_self=False
+    )
 
 
 class SpectralScale(Bijection):
@@ -71,14 +69,17 @@ class SpectralScale(Bijection):
     def at(self, L_new: int) -> SpectralScale:
         """The same scale on an L_new×L_new lattice, σ read off as a function of p̂².
 
-        Each new orbit takes σ interpolated linearly in p̂² between the old orbits (the
-        free propagator depends on k only through p̂²), the end values beyond them.
+        Orbits with the same p̂² (at L = 4, (1, 1) and (0, 2)) are merged first, σ averaged
+        over their momenta; each new orbit then takes σ interpolated linearly in p̂² (the
+        free propagator depends on k only through p̂²), the end values beyond the ends.
         """
         new = SpectralScale(L_new).to(self.log_scale)
-        old_p2 = lattice_momentum_squared(self.L).numpy()
-        order = np.argsort(old_p2, kind="stable")
-        sigma = self.log_scale.detach().double().cpu().numpy()[order]
-        values = np.interp(lattice_momentum_squared(L_new).numpy(), old_p2[order], sigma)
+        p2 = np.round(lattice_momentum_squared(self.L).numpy(), 9)
+        levels, group = np.unique(p2, return_inverse=True)
+        size = self.orbit_size.double().cpu().numpy()
+        sigma = self.log_scale.detach().double().cpu().numpy()
+        mean = np.bincount(group, size * sigma) / np.bincount(group, size)
+        values = np.interp(lattice_momentum_squared(L_new).numpy(), levels, mean)
         with torch.no_grad():
             new.log_scale.copy_(torch.as_tensor(values))
         return new
