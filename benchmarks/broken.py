@@ -55,10 +55,8 @@ RECIPE = {**ZERO_MODE, "site_spline": True}
 #: The cnf defaults these recipes were measured with (session 5), under every recipe's own
 #: keys: the schema's later defaults (site spline, spectral scale, kinetic penalty, path
 #: gradient) would otherwise change what each recipe name means.
-AS_MEASURED = (
-    {"site_spline": False, "spectral_scale": False},
-    {"kinetic_weight": 0, "estimator": "plain"},
-)
+MEASURED_FLOW = {"site_spline": False, "spectral_scale": False}
+MEASURED_TRAINING = {"kinetic_weight": 0, "estimator": "plain"}
 
 #: Config keys of each recipe: (cnf hyperparameters, cnf training, transfer between L).
 RECIPES: dict[str, tuple[dict, dict, bool]] = {
@@ -82,9 +80,9 @@ def settings(hyper: dict, training: dict, steps: int) -> tuple[dict, dict]:
             "points": [{"L": 8, "s": -4.0, "lam": 3.0}],
             "flows": ["cnf"],
             "cnf": {
-                **AS_MEASURED[0],
+                **MEASURED_FLOW,
                 **hyper,
-                "training": {**AS_MEASURED[1], **training, "steps": steps},
+                "training": {**MEASURED_TRAINING, **training, "steps": steps},
             },
         },
         SCHEMA,

@@ -195,13 +195,18 @@ def gaussian_two_point(L: int, s: float) -> np.ndarray:
     return np.fft.ifft2(propagator).real
 
 
+def momentum_squared(L: int) -> np.ndarray:
+    r"""p̂² = Σ_μ 4 sin²(k_μ/2), the eigenvalues of −Δ, over the momenta k_μ = 2πn/L; (L, L)."""
+    k = 2.0 * np.pi * np.arange(L) / L
+    return 4.0 * np.sin(k[:, None] / 2) ** 2 + 4.0 * np.sin(k[None, :] / 2) ** 2
+
+
 def _free_eigenvalues(L: int, s: float) -> np.ndarray:
-    r"""Eigenvalues s + Σ_μ 4 sin²(k_μ/2) of A = −Δ + s over the momenta k_μ = 2πn/L,
-    shape (L, L); a ValueError unless s > 0 (the free theory is normalisable)."""
+    r"""Eigenvalues s + p̂² of A = −Δ + s over the momenta, shape (L, L); a ValueError
+    unless s > 0 (the free theory is normalisable)."""
     if not s > 0:
         raise ValueError(f"the free theory needs s > 0 to be normalisable, got s={s}")
-    k = 2.0 * np.pi * np.arange(L) / L
-    return s + 4.0 * np.sin(k[:, None] / 2) ** 2 + 4.0 * np.sin(k[None, :] / 2) ** 2
+    return s + momentum_squared(L)
 
 
 def gaussian_log_z(L: int, s: float) -> float:

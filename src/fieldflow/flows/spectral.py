@@ -22,13 +22,13 @@ from torch import Tensor, nn
 
 from fieldflow.flows.base import Bijection
 from fieldflow.flows.vectorfield import n_orbits, orbit_index
+from fieldflow.lattice import momentum_squared
 
 
 def lattice_momentum_squared(L: int) -> Tensor:
-    """p̂² = 4 sin²(k_x/2) + 4 sin²(k_y/2), k = 2π n / L, of each D4 orbit of the momentum,
+    """p̂² (:func:`fieldflow.lattice.momentum_squared`) of each D4 orbit of the momentum,
     indexed as :func:`~fieldflow.flows.vectorfield.orbit_index`; float64, shape (n_orbits,)."""
-    half_k = torch.arange(L, dtype=torch.float64) * (torch.pi / L)
-    p2 = 4 * torch.sin(half_k)[:, None] ** 2 + 4 * torch.sin(half_k)[None, :] ** 2
+    p2 = torch.from_numpy(momentum_squared(L))
     out = torch.zeros(n_orbits(L // 2), dtype=torch.float64)
     # the members of an orbit share p̂² up to rounding; take the smallest, deterministically
     return out.scatter_reduce(
